@@ -1,0 +1,89 @@
+/** Turns per-round measurements into rows, and rows into a markdown table and a JSON file. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+
+/** @param {number[]} values */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * @typedef {{ rps: number, ratio: number, p50: number, p99: number, requests: number,
+ *   failures: number, handled: number, cpuMicros: number, storeCalls: number, storeWrites: number, byMethod: Record<string, number>,
+ *   redis: { total: number, byCommand: Record<string, number> } | null }} Round
+ */
+
+/**
+ * One row per case: medians over rounds; per-request counts over all measured requests.
+ * @param {string} name
+ * @param {Round[]} rounds
+ */
+export function rowOf(name, rounds) {
+  const requests = rounds.reduce((sum, r) => sum + r.handled, 0);
+  const per = (/** @type {number} */ n) => (requests ? n / requests : 0);
+  const sum = (/** @type {(r: Round) => number} */ pick) => rounds.reduce((s, r) => s + pick(r), 0);
+  const redisRounds = rounds.filter((r) => r.redis);
+  return {
+    name,
+    rps: Math.round(median(rounds.map((r) => r.rps))),
+    ratio: round(median(rounds.map((r) => r.ratio)), 2),
+    p50: median(rounds.map((r) => r.p50)),
+    p99: median(rounds.map((r) => r.p99)),
+    serverCpuMicrosPerRequest: round(per(sum((r) => r.cpuMicros)), 1),
+    storeCallsPerRequest: round(per(sum((r) => r.storeCalls)), 3),
+    storeWritesPerRequest: round(per(sum((r) => r.storeWrites)), 3),
+    redisCommandsPerRequest: redisRounds.length
+      ? round(per(sum((r) => r.redis?.total ?? 0)), 3)
+      : null,
+    failures: sum((r) => r.failures),
+    rounds,
+  };
+}
+
+/** @param {number} value @param {number} digits */
+export function round(value, digits) {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/**
+ * @param {ReturnType<typeof rowOf>[]} rows
+ * @param {{ name: string, reason: string }[]} skipped
+ */
+export function markdownTable(rows, skipped) {
+  const lines = [
+    '| case | req/s | ratio to bare | p50 ms | p99 ms | server CPU µs / req | store calls / req | store writes / req | Redis commands / req |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of rows) {
+    const redis = row.redisCommandsPerRequest === null ? '-' : row.redisCommandsPerRequest;
+    const failed = row.failures ? ` (${row.failures} failed requests)` : '';
+    lines.push(
+      `| ${row.name}${failed} | ${row.rps} | ${row.ratio.toFixed(2)} | ${row.p50} | ${row.p99} | ${row.serverCpuMicrosPerRequest} | ${row.storeCallsPerRequest} | ${row.storeWritesPerRequest} | ${redis} |`,
+    );
+  }
+  for (const skip of skipped)
+    lines.push(`| ${skip.name} | skipped: ${skip.reason} | | | | | | | |`);
+  return lines.join('\n');
+}
+
+export function machine() {
+  return {
+    cpus: availableParallelism(),
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: round(totalmem() / 2 ** 30, 1),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
+}
+
+/** Writes `bench/results/<YYYY-MM-DD>.json` and gives its path. */
+export function writeResults(/** @type {object} */ results) {
+  const dir = new URL('./results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  const file = new URL(`${new Date().toISOString().slice(0, 10)}.json`, dir);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  return file.pathname;
+}

@@ -1,0 +1,79 @@
+/**
+ * `npm run bench [-- --quick] [-- --only <name part>]`: builds dist/, measures latchkey against
+ * its peers (see cases.mjs), the scale figures and the login storm, prints a table and writes
+ * bench/results/<date>.json. Absolute req/s drift between runs; the ratios to bare node:http
+ * measured in the same round are the figures to quote.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { machine, markdownTable, writeResults } from './report.mjs';
+import { checkPostgres, openRedis } from './services.mjs';
+import { measureThroughput } from './throughput.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'no-scale': { type: 'boolean', default: false },
+    'no-storm': { type: 'boolean', default: false },
+  },
+});
+
+const settings = args.quick
+  ? { rounds: 2, seconds: 2, warmupSeconds: 1, connections: 50, scaleSessions: 100_000 }
+  : { rounds: 3, seconds: 10, warmupSeconds: 2, connections: 50, scaleSessions: 1_000_000 };
+
+build();
+const redis = await openRedis();
+const postgresReason = await checkPostgres();
+const services = { redis, postgresReason };
+console.log(
+  `mode ${args.quick ? 'quick' : 'full'}: ${settings.rounds} rounds x ${settings.seconds} s, ` +
+    `${settings.connections} connections; Redis: ${redis.reason ?? `${redis.url}${redis.private ? ' (private)' : ''}`}; ` +
+    `PostgreSQL: ${postgresReason ?? 'up'}`,
+);
+
+try {
+  const throughput = await measureThroughput({ ...settings, only: args.only }, services);
+  const table = markdownTable(throughput.rows, throughput.skipped);
+  let scale = null;
+  let storm = null;
+  if (!args['no-scale']) {
+    const { measureScale } = await import('./scale.mjs');
+    scale = await measureScale(settings.scaleSessions, services);
+  }
+  if (!args['no-storm']) {
+    const { measureStorm } = await import('./storm.mjs');
+    storm = await measureStorm(settings);
+  }
+  console.log(`\n${table}\n`);
+  if (scale) console.log(scale.text);
+  if (storm) console.log(storm.text);
+  const file = writeResults({
+    date: new Date().toISOString(),
+    mode: args.quick ? 'quick' : 'full',
+    machine: machine(),
+    settings,
+    rows: throughput.rows,
+    skipped: throughput.skipped,
+    scale: scale?.results ?? null,
+    loginStorm: storm?.results ?? null,
+    table,
+  });
+  console.log(`\nwrote ${file}`);
+} finally {
+  await redis.stop?.();
+}
+
+/** Rebuilds dist/ so the bench measures the current source; a failed build keeps the old dist. */
+function build() {
+  const tsc = new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname;
+  const project = new URL('../tsconfig.build.json', import.meta.url).pathname;
+  try {
+    execFileSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
+  } catch {
+    if (!existsSync(new URL('../dist/index.js', import.meta.url))) throw new Error('build failed');
+    console.warn('build failed: measuring the dist/ already there');
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The main table: every case in its own server process, loaded in alternating rounds
+ * (round 1: every case, round 2: every case, ...) so drift hits all cases alike.
+ */
+import { CASES } from './cases.mjs';
+import { startServer } from './child.mjs';
+import { load } from './load.mjs';
+import { rowOf } from './report.mjs';
+import { commandDelta, redisCommandCounts } from './services.mjs';
+
+/**
+ * @param {{ rounds: number, seconds: number, warmupSeconds: number, connections: number, only?: string }} settings
+ * @param {{ redis: any, postgresReason: string | null }} services
+ */
+export async function measureThroughput(settings, services) {
+  const wanted = CASES.filter(
+    (c) => !settings.only || c.module === 'bare' || c.name.includes(settings.only),
+  );
+  /** @type {{ name: string, reason: string }[]} */
+  const skipped = [];
+  /** @type {{ name: string, child: import('./child.mjs').ServerChild, usesRedis: boolean }[]} */
+  const running = [];
+  for (const benchCase of wanted) {
+    const reason = missingService(benchCase, services);
+    if (reason) {
+      skipped.push({ name: benchCase.name, reason });
+      continue;
+    }
+    try {
+      const env = services.redis.url ? { LATCHKEY_BENCH_REDIS_URL: services.redis.url } : {};
+      const child = await startServer(benchCase.module, benchCase.options ?? {}, { env });
+      running.push({
+        name: benchCase.name,
+        child,
+        usesRedis: !!benchCase.needs?.includes('redis'),
+      });
+    } catch (error) {
+      skipped.push({ name: benchCase.name, reason: /** @type {Error} */ (error).message });
+    }
+  }
+  try {
+    for (const { name, child } of running) {
+      process.stdout.write(`warm-up ${name}\n`);
+      await load(child, { connections: settings.connections, seconds: settings.warmupSeconds });
+    }
+    /** @type {Map<string, import('./report.mjs').Round[]>} */
+    const rounds = new Map(running.map(({ name }) => [name, []]));
+    for (let round = 1; round <= settings.rounds; round++) {
+      let bareRps = Number.NaN;
+      for (const { name, child, usesRedis } of running) {
+        await child.ask('reset');
+        const before = usesRedis ? await redisCommandCounts(services.redis.client) : null;
+        const result = await load(child, settings);
+        const after = usesRedis ? await redisCommandCounts(services.redis.client) : null;
+        const { store, handled, cpuMicros } = await child.ask('stats');
+        if (Number.isNaN(bareRps)) bareRps = result.rps; // bare is always the first case
+        rounds.get(name)?.push({
+          ...result,
+          ratio: result.rps / bareRps,
+          handled,
+          cpuMicros,
+          storeCalls: store.calls,
+          storeWrites: store.writes,
+          byMethod: store.byMethod,
+          redis: before && after ? commandDelta(before, after) : null,
+        });
+        process.stdout.write(
+          `round ${round}/${settings.rounds} ${name}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms\n`,
+        );
+      }
+    }
+    return { rows: running.map(({ name }) => rowOf(name, rounds.get(name) ?? [])), skipped };
+  } finally {
+    await Promise.all(running.map(({ child }) => child.stop()));
+  }
+}
+
+/**
+ * @param {import('./cases.mjs').BenchCase} benchCase
+ * @param {{ redis: any, postgresReason: string | null }} services
+ */
+function missingService(benchCase, services) {
+  if (benchCase.needs?.includes('redis') && services.redis.reason) return services.redis.reason;
+  if (benchCase.needs?.includes('postgres') && services.postgresReason)
+    return services.postgresReason;
+  return null;
+}

@@ -1,0 +1,170 @@
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { type Algorithm, hash, verify } from '@node-rs/argon2';
+import { LatchkeyError } from './errors.js';
+
+export const USERNAME_MAX_LENGTH = 64;
+export const PASSWORD_MIN_LENGTH = 8;
+export const PASSWORD_MAX_LENGTH = 1024;
+
+/** Argon2id at the OWASP / ASVS minimum: 19 MiB, 2 passes, 1 lane. */
+export const ARGON2_PARAMS = { memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+const ARGON2ID = 2 as Algorithm.Argon2id;
+const ARGON2ID_PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
+
+/** C0/C1 controls, line separators and bidi overrides: invisible or spoofing in a name. */
+const FORBIDDEN_IN_USERNAME = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/** Why a new username or password is refused; `message` is safe to show the user. */
+export class CredentialError extends LatchkeyError {
+  override name = 'CredentialError';
+  constructor(
+    readonly code: 'invalid_username' | 'invalid_password' | 'username_taken',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A username as it will be stored and shown: NFC-normalised and trimmed. Null when it is not a
+ * string, is empty, is longer than {@link USERNAME_MAX_LENGTH} characters or holds control
+ * characters.
+ */
+export function normalizeUsername(value: unknown): string | null {
+  // Length is checked before normalising too, so a megabyte of input costs nothing.
+  if (typeof value !== 'string' || value.length > 4 * USERNAME_MAX_LENGTH) return null;
+  const username = value.normalize('NFC').trim();
+  const length = codePointLength(username);
+  if (length === 0 || length > USERNAME_MAX_LENGTH) return null;
+  return FORBIDDEN_IN_USERNAME.test(username) ? null : username;
+}
+
+/**
+ * What uniqueness and lookups compare: NFC plus full case folding, so "Straße", "STRASSE" and an
+ * NFD-typed "straße" are one account. JavaScript has no case folding; lower, upper, lower covers
+ * it (ß and ẞ become ss, final ς becomes σ).
+ */
+export function usernameKey(username: string): string {
+  return username.normalize('NFC').toLowerCase().toUpperCase().toLowerCase().normalize('NFC');
+}
+
+/**
+ * Why `value` cannot be a password, or null when it can. Oversize input is refused by its raw
+ * length before anything else touches it.
+ */
+export function passwordProblem(value: unknown): 'missing' | 'too_short' | 'too_long' | null {
+  if (typeof value !== 'string' || value.length === 0) return 'missing';
+  if (value.length > 2 * PASSWORD_MAX_LENGTH) return 'too_long';
+  const length = codePointLength(value);
+  if (length > PASSWORD_MAX_LENGTH) return 'too_long';
+  return length < PASSWORD_MIN_LENGTH ? 'too_short' : null;
+}
+
+/** Throws {@link CredentialError} unless `value` is acceptable as a new password. */
+export function checkNewPassword(value: unknown): asserts value is string {
+  const problem = passwordProblem(value);
+  if (problem === 'too_long') {
+    throw new CredentialError(
+      'invalid_password',
+      `Password must be at most ${PASSWORD_MAX_LENGTH} characters.`,
+    );
+  }
+  if (problem !== null) {
+    throw new CredentialError(
+      'invalid_password',
+      `Password must be at least ${PASSWORD_MIN_LENGTH} characters.`,
+    );
+  }
+}
+
+/** Hashes a password with argon2id and a fresh random salt; gives the PHC string. */
+export function hashPassword(password: string): Promise<string> {
+  return hashing.run(() =>
+    hash(normalizePassword(password), { ...ARGON2_PARAMS, algorithm: ARGON2ID }),
+  );
+}
+
+/** Whether `password` matches the PHC string `phc`. A malformed hash is a mismatch, not an error. */
+export function verifyPassword(phc: string, password: string): Promise<boolean> {
+  return hashing.run(() => verify(phc, normalizePassword(password)).catch(() => false));
+}
+
+/**
+ * Spends the same work as {@link verifyPassword} on a hash no password matches, so a login for
+ * an unknown username takes as long as one with a wrong password. Always false.
+ */
+export async function verifyDummyPassword(password: string): Promise<false> {
+  dummyHash ??= hashPassword(randomBytes(32).toString('base64url'));
+  await verifyPassword(await dummyHash, password);
+  return false;
+}
+let dummyHash: Promise<string> | undefined;
+
+/** The argon2id cost parameters in a PHC string, or null when it is not an argon2id v19 hash. */
+export function argon2Params(
+  phc: string,
+): { memoryCost: number; timeCost: number; parallelism: number } | null {
+  const match = ARGON2ID_PHC.exec(phc);
+  if (!match) return null;
+  return {
+    memoryCost: Number(match[1]),
+    timeCost: Number(match[2]),
+    parallelism: Number(match[3]),
+  };
+}
+
+/** True when `phc` was made with other parameters than {@link ARGON2_PARAMS}. */
+export function needsRehash(phc: string): boolean {
+  const params = argon2Params(phc);
+  return (
+    params === null ||
+    params.memoryCost !== ARGON2_PARAMS.memoryCost ||
+    params.timeCost !== ARGON2_PARAMS.timeCost ||
+    params.parallelism !== ARGON2_PARAMS.parallelism
+  );
+}
+
+/**
+ * NIST SP 800-63B 5.1.1.2: passwords are compared after Unicode normalisation, so the same
+ * password typed on systems that compose accents differently still matches. No case folding.
+ */
+function normalizePassword(password: string): string {
+  return password.normalize('NFKC');
+}
+
+function codePointLength(text: string): number {
+  let length = 0;
+  for (const _ of text) length++;
+  return length;
+}
+
+/**
+ * Runs at most `limit` tasks at once and queues the rest in order. Hashing runs on libuv's thread
+ * pool; without a limit a login storm would occupy every pool thread and stall file and DNS work.
+ */
+export class Semaphore {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.active++;
+    }
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}
+
+/** One hash per core, leaving at least one thread-pool thread (default 4) for other I/O. */
+const threadPoolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+const hashing = new Semaphore(Math.max(1, Math.min(availableParallelism(), threadPoolSize - 1)));

@@ -1,0 +1,486 @@
+import { randomUUID } from 'node:crypto';
+import { HostCookie } from './cookies.js';
+import {
+  CredentialError,
+  checkNewPassword,
+  hashPassword,
+  needsRehash,
+  normalizeUsername,
+  passwordProblem,
+  usernameKey,
+  verifyDummyPassword,
+  verifyPassword,
+} from './credentials.js';
+import { ConfigError, StoreUnavailableError } from './errors.js';
+import { type NewSession, type SessionOptions, Sessions } from './sessions.js';
+import type { JsonObject, SessionRecord, UserRecord, UserStore } from './store.js';
+
+/**
+ * Checks a password against an app's own user table. Gives the user id (and optionally the
+ * snapshot to keep in the session), or null for any failure: latchkey reports all of them alike.
+ */
+export type VerifyCredentials = (
+  username: string,
+  password: string,
+) => Promise<{ userId: string; user?: JsonObject } | null>;
+
+export interface LatchkeyOptions extends SessionOptions {
+  /** Default `"__Host-session"`; a `__Host-` name makes the browser refuse any Domain or Path trick. */
+  cookieName?: string;
+  /** Where HTML navigations without a session are sent. Default `"/login"`. */
+  loginPath?: string;
+  /** Accounts kept by latchkey (often the same object as `store`). Excludes `verifyCredentials`. */
+  users?: UserStore;
+  /** For apps with their own user table. Excludes `users`. */
+  verifyCredentials?: VerifyCredentials;
+}
+
+/** What a login or sign-up reads from untrusted input (a form or JSON body). */
+export interface Credentials {
+  readonly username?: unknown;
+  readonly password?: unknown;
+}
+
+/** The request a login comes from. */
+export interface LoginContext {
+  readonly ip?: string | null;
+  readonly userAgent?: string | null;
+  /** The request's `Cookie` header: any session it names is ended (no fixation). */
+  readonly cookie?: string | null;
+}
+
+export type LoginResult =
+  | (StartedSession & { readonly ok: true; readonly user: JsonObject })
+  | {
+      readonly ok: false;
+      /**
+       * `invalid_request`: a field is missing, not a string or oversize (decided before hashing).
+       * `invalid_credentials`: unknown user, wrong password or disabled account, never told apart.
+       */
+      readonly error: 'invalid_credentials' | 'invalid_request';
+    };
+
+export type SignupResult =
+  | (StartedSession & { readonly ok: true; readonly user: JsonObject })
+  | {
+      readonly ok: false;
+      readonly error: CredentialError['code'];
+      /** Safe to show the person signing up. */
+      readonly message: string;
+    };
+
+/** An account as shown to people and tools: never the password hash. */
+export interface UserInfo {
+  readonly id: string;
+  readonly username: string;
+  readonly createdAt: number;
+  readonly disabled: boolean;
+}
+
+type CredentialCheck =
+  | { readonly userId: string; readonly user: JsonObject }
+  | { readonly userId: string | null; readonly user: null };
+
+/** Login usernames longer than this are refused unread; latchkey's own accounts allow 64. */
+const MAX_LOGIN_USERNAME = 256;
+
+/** The parts of an HTTP request latchkey reads; adapters fill it from their framework. */
+export interface RequestInfo {
+  readonly method: string;
+  /** Request target: a path with query (`/a?b=1`) or an absolute URL. */
+  readonly url: string;
+  readonly cookie: string | null;
+  readonly accept: string | null;
+  readonly secFetchMode: string | null;
+}
+
+/** A framework-free HTTP answer for a request that may not proceed. */
+export interface Denial {
+  readonly status: 303 | 401 | 503;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+export type Authentication =
+  | {
+      readonly ok: true;
+      readonly session: SessionRecord;
+      readonly user: JsonObject;
+      readonly setCookie: readonly string[];
+    }
+  | {
+      readonly ok: false;
+      readonly reason: 'missing' | 'malformed' | 'not_found' | 'expired' | 'unavailable';
+      readonly denial: Denial;
+      /** Clears a cookie that named no valid session. */
+      readonly setCookie: readonly string[];
+    };
+
+export interface StartedSession {
+  readonly session: SessionRecord;
+  /** Send every value as its own `Set-Cookie` header. */
+  readonly setCookie: readonly string[];
+}
+
+/** Seconds a client should wait before retrying while the store is down. */
+export const RETRY_AFTER_SECONDS = 5;
+
+/** The session engine plus cookies and request-level answers; no HTTP framework involved. */
+export class Latchkey extends Sessions {
+  readonly sessionCookie: HostCookie;
+  readonly loginPath: string;
+  private readonly users: UserStore | null;
+  private readonly verifyCredentials: VerifyCredentials | null;
+
+  constructor(options: LatchkeyOptions) {
+    super(options);
+    this.sessionCookie = new HostCookie(options.cookieName ?? '__Host-session');
+    this.loginPath = options.loginPath ?? '/login';
+    if (options.users && options.verifyCredentials) {
+      throw new ConfigError(
+        'users and verifyCredentials: give one way to check passwords, not both',
+      );
+    }
+    if (options.users && typeof options.users.findUserByKey !== 'function') {
+      throw new ConfigError('users: must be a UserStore');
+    }
+    this.users = options.users ?? null;
+    this.verifyCredentials = options.verifyCredentials ?? null;
+  }
+
+  /**
+   * Checks a username and password and starts a session. Every failure to match is the same
+   * `invalid_credentials`, and takes as long whether or not the account exists.
+   */
+  async login(credentials: Credentials, context: LoginContext = {}): Promise<LoginResult> {
+    const input = readLoginInput(credentials);
+    if (!input) return { ok: false, error: 'invalid_request' };
+    const check = await this.checkCredentials(input.username, input.password);
+    if (!check.user) {
+      this.emit({ type: 'login_failed', userId: check.userId, ip: context.ip ?? null });
+      return { ok: false, error: 'invalid_credentials' };
+    }
+    const result = await this.startLoggedIn(check.userId, check.user, context);
+    this.emit({ type: 'login_succeeded', session: result.session, via: 'password' });
+    return result;
+  }
+
+  /** Creates an account (see {@link createUser}) and logs it in. */
+  async signup(credentials: Credentials, context: LoginContext = {}): Promise<SignupResult> {
+    let user: UserInfo;
+    try {
+      user = await this.createUser(credentials?.username, credentials?.password);
+    } catch (error) {
+      if (!(error instanceof CredentialError)) throw error;
+      return { ok: false, error: error.code, message: error.message };
+    }
+    return this.startLoggedIn(user.id, snapshotOf(user), context);
+  }
+
+  /**
+   * Adds an account to the user store. Throws {@link CredentialError} for an unusable username or
+   * password or a taken username (compared after NFC and case folding).
+   */
+  async createUser(username: unknown, password: unknown): Promise<UserInfo> {
+    const users = this.requireUsers();
+    const name = normalizeUsername(username);
+    if (name === null) {
+      throw new CredentialError(
+        'invalid_username',
+        'Username must be 1 to 64 characters, without control characters.',
+      );
+    }
+    checkNewPassword(password);
+    const key = usernameKey(name);
+    const taken = new CredentialError('username_taken', 'That username is taken.');
+    if (await this.call(() => users.findUserByKey(key))) throw taken;
+    const record: UserRecord = {
+      id: randomUUID(),
+      username: name,
+      usernameKey: key,
+      passwordHash: await hashPassword(password),
+      createdAt: this.now(),
+      disabled: false,
+    };
+    if (!(await this.call(() => users.createUser(record)))) throw taken;
+    return infoOf(record);
+  }
+
+  /** The account named `username` (compared after NFC and case folding), or null. */
+  async findUser(username: string): Promise<UserInfo | null> {
+    const users = this.requireUsers();
+    const name = normalizeUsername(username);
+    if (name === null) return null;
+    const record = await this.call(() => users.findUserByKey(usernameKey(name)));
+    return record && infoOf(record);
+  }
+
+  /** Every account, oldest first. */
+  async listUsers(): Promise<UserInfo[]> {
+    const users = this.requireUsers();
+    return (await this.call(() => users.listUsers())).map(infoOf);
+  }
+
+  /**
+   * Sets a new password and ends every session of the user except `keepSession` (the one that
+   * changed it, if any). False when there is no such user. Throws {@link CredentialError}.
+   */
+  async changePassword(
+    userId: string,
+    password: unknown,
+    options: { keepSession?: string } = {},
+  ): Promise<boolean> {
+    const users = this.requireUsers();
+    checkNewPassword(password);
+    const passwordHash = await hashPassword(password);
+    if (!(await this.call(() => users.updateUser(userId, { passwordHash })))) return false;
+    await this.revokeAllForUser(userId, { except: options.keepSession });
+    return true;
+  }
+
+  /** Blocks logins and ends all the user's sessions. False when there is no such user. */
+  async disableUser(userId: string): Promise<boolean> {
+    const users = this.requireUsers();
+    if (!(await this.call(() => users.updateUser(userId, { disabled: true })))) return false;
+    await this.revokeAllForUser(userId);
+    return true;
+  }
+
+  /** Allows logins again. False when there is no such user. */
+  enableUser(userId: string): Promise<boolean> {
+    const users = this.requireUsers();
+    return this.call(() => users.updateUser(userId, { disabled: false }));
+  }
+
+  /** Deletes the account and ends all its sessions. False when there is no such user. */
+  async deleteUser(userId: string): Promise<boolean> {
+    const users = this.requireUsers();
+    if (!(await this.call(() => users.deleteUser(userId)))) return false;
+    await this.revokeAllForUser(userId);
+    return true;
+  }
+
+  /**
+   * The account behind a correct password (`user` set), or a failure naming the account tried
+   * when it exists. Unknown users cost one dummy verification.
+   */
+  private async checkCredentials(username: string, password: string): Promise<CredentialCheck> {
+    if (this.verifyCredentials) {
+      const found = await this.verifyCredentials(username, password);
+      if (!found) return { userId: null, user: null };
+      return { userId: found.userId, user: found.user ?? { id: found.userId, username } };
+    }
+    const users = this.requireUsers();
+    const name = normalizeUsername(username);
+    const record = name && (await this.call(() => users.findUserByKey(usernameKey(name))));
+    if (!record) {
+      await verifyDummyPassword(password);
+      return { userId: null, user: null };
+    }
+    const matches = await verifyPassword(record.passwordHash, password);
+    if (!matches || record.disabled) return { userId: record.id, user: null };
+    if (needsRehash(record.passwordHash)) {
+      const passwordHash = await hashPassword(password);
+      await this.call(() => users.updateUser(record.id, { passwordHash }));
+    }
+    return { userId: record.id, user: snapshotOf(record) };
+  }
+
+  private async startLoggedIn(
+    userId: string,
+    user: JsonObject,
+    context: LoginContext,
+  ): Promise<StartedSession & { ok: true; user: JsonObject }> {
+    const { ip, userAgent, cookie } = context;
+    const started = await this.startSession(userId, { user, ip, userAgent }, cookie ?? null);
+    return { ok: true, ...started, user: started.session.user };
+  }
+
+  private requireUsers(): UserStore {
+    if (this.users) return this.users;
+    throw new ConfigError('users: this needs a UserStore (new Latchkey({ users, ... }))');
+  }
+
+  /**
+   * Answers who is making `request`: one store read (plus a refresh write at most once per touch
+   * interval). Never throws for a bad cookie or a store outage: those become a {@link Denial}.
+   */
+  async authenticate(request: Request | RequestInfo): Promise<Authentication> {
+    const info = request instanceof Request ? requestInfoOf(request) : request;
+    const cookie = this.sessionCookie.read(info.cookie);
+    if (cookie.value === null) {
+      const setCookie = cookie.reason === 'malformed' ? [this.sessionCookie.blank()] : [];
+      return {
+        ok: false,
+        reason: cookie.reason,
+        setCookie,
+        denial: this.deny(info, cookie.reason),
+      };
+    }
+    try {
+      const { session, reason } = await this.validate(cookie.value);
+      if (session) return { ok: true, session, user: session.user, setCookie: [] };
+      return {
+        ok: false,
+        reason,
+        setCookie: [this.sessionCookie.blank()],
+        denial: this.deny(info, reason),
+      };
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      return {
+        ok: false,
+        reason: 'unavailable',
+        setCookie: [],
+        denial: this.deny(info, 'unavailable'),
+      };
+    }
+  }
+
+  /**
+   * Logs a user in: ends any session the request already carried (no fixation, no promotion of a
+   * pre-login session) and issues a new token in a fresh cookie.
+   */
+  async startSession(
+    userId: string,
+    input: NewSession = {},
+    cookieHeader: string | null = null,
+  ): Promise<StartedSession> {
+    const previous = this.sessionCookie.read(cookieHeader);
+    if (previous.value !== null) await this.logout(previous.value);
+    const { session, token } = await this.create(userId, input);
+    return { session, setCookie: [this.sessionCookie.serialize(token)] };
+  }
+
+  /** Logs out whoever `cookieHeader` names and gives the cookie that clears it in the browser. */
+  async endSession(
+    cookieHeader: string | null,
+  ): Promise<{ session: SessionRecord | null; setCookie: readonly string[] }> {
+    const current = this.sessionCookie.read(cookieHeader);
+    const session = current.value === null ? null : await this.logout(current.value);
+    return { session, setCookie: [this.sessionCookie.blank()] };
+  }
+
+  /** Replaces a session's token (privilege change) and gives the new cookie. */
+  async rotateSession(
+    session: SessionRecord,
+    changes: { user?: JsonObject; authenticatedAt?: number } = {},
+  ): Promise<StartedSession> {
+    const rotated = await this.rotate(session, changes);
+    return { session: rotated.session, setCookie: [this.sessionCookie.serialize(rotated.token)] };
+  }
+
+  /** 303 to login for HTML navigations, 401 JSON for API calls, 503 when the store is down. */
+  private deny(info: RequestInfo, reason: string): Denial {
+    const html = wantsHtml(info);
+    if (reason === 'unavailable') {
+      return {
+        status: 503,
+        headers: {
+          'cache-control': 'no-store',
+          'retry-after': String(RETRY_AFTER_SECONDS),
+          'content-type': html ? 'text/html; charset=utf-8' : 'application/json',
+        },
+        body: html
+          ? '<!doctype html><title>Unavailable</title><p>Sign-in is temporarily unavailable. Please retry shortly.</p>'
+          : '{"error":"unavailable"}',
+      };
+    }
+    if (!html) {
+      return {
+        status: 401,
+        headers: { 'cache-control': 'no-store', 'content-type': 'application/json' },
+        body: '{"error":"unauthenticated"}',
+      };
+    }
+    const next =
+      info.method === 'GET' || info.method === 'HEAD' ? safeNextPath(pathOf(info.url)) : null;
+    const location =
+      next && next !== this.loginPath
+        ? `${this.loginPath}?next=${encodeURIComponent(next)}`
+        : this.loginPath;
+    return {
+      status: 303,
+      headers: {
+        'cache-control': 'no-store',
+        location,
+        'content-type': 'text/html; charset=utf-8',
+      },
+      body: `<!doctype html><title>Sign in</title><p><a href="${escapeHtml(location)}">Sign in</a> to continue.</p>`,
+    };
+  }
+}
+
+/** Login fields as strings within bounds, or null: decided before any hashing. */
+function readLoginInput(credentials: Credentials): { username: string; password: string } | null {
+  const username = credentials?.username;
+  const password = credentials?.password;
+  if (typeof username !== 'string' || typeof password !== 'string') return null;
+  if (username.trim().length === 0 || username.length > MAX_LOGIN_USERNAME) return null;
+  const problem = passwordProblem(password);
+  if (problem === 'missing' || problem === 'too_long') return null;
+  return { username: username.normalize('NFC').trim(), password };
+}
+
+/** The user snapshot kept in a session, so a request needs no user lookup. */
+function snapshotOf(user: { id: string; username: string }): JsonObject {
+  return { id: user.id, username: user.username };
+}
+
+function infoOf(record: UserRecord): UserInfo {
+  const { id, username, createdAt, disabled } = record;
+  return { id, username, createdAt, disabled };
+}
+
+/** Reads what latchkey needs from a Web `Request`. */
+export function requestInfoOf(request: Request): RequestInfo {
+  return {
+    method: request.method,
+    url: request.url,
+    cookie: request.headers.get('cookie'),
+    accept: request.headers.get('accept'),
+    secFetchMode: request.headers.get('sec-fetch-mode'),
+  };
+}
+
+/** A Web `Response` for a denial, with any cookies to set. */
+export function toResponse(denial: Denial, setCookie: readonly string[] = []): Response {
+  const headers = new Headers(denial.headers);
+  for (const value of setCookie) headers.append('set-cookie', value);
+  return new Response(denial.body, { status: denial.status, headers });
+}
+
+/** A browser navigation or page load, as opposed to an API call. */
+function wantsHtml(info: RequestInfo): boolean {
+  const accept = info.accept ?? '';
+  if (accept.includes('application/json')) return false;
+  if (info.secFetchMode === 'navigate' || accept.includes('text/html')) return true;
+  return (info.method === 'GET' || info.method === 'HEAD') && info.secFetchMode === null;
+}
+
+/**
+ * A same-origin path to return to after login, or null. Only a path that starts with one `/`
+ * qualifies: `//host`, backslashes (`/\host`), schemes, control characters and oversize values are dropped.
+ */
+export function safeNextPath(value: string | null | undefined): string | null {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 2048) return null;
+  if (!value.startsWith('/') || value.startsWith('//')) return null;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0000-\u001f\u007f\\]/.test(value)) return null;
+  return value;
+}
+
+/** The path and query of a request target, which may be an absolute URL. */
+function pathOf(target: string): string | null {
+  if (target.startsWith('/')) return target;
+  try {
+    const url = new URL(target);
+    return url.pathname + url.search;
+  } catch {
+    return null;
+  }
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

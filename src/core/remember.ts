@@ -1,0 +1,117 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { HostCookie } from './cookies.js';
+import type { RememberRecord, RememberStore } from './store.js';
+
+/** `selector.validator`: 16 + 32 random bytes, base64url. */
+const REMEMBER_VALUE = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
+
+export type RememberCheck =
+  /** The token is good: start a session for `userId`; `setCookie` carries the rotated token. */
+  | { readonly status: 'valid'; readonly record: RememberRecord; readonly setCookie: string }
+  /** A rotated token came back after the grace window: somebody else holds a copy. */
+  | { readonly status: 'theft'; readonly userId: string }
+  | { readonly status: 'invalid' };
+
+/**
+ * Remember-me tokens (selector/validator). Only SHA-256(validator) is stored. Every use rotates
+ * the token; the successor's validator is derived from the old validator, so for a short grace
+ * window parallel requests that still send the old token get the same successor.
+ */
+export class RememberTokens {
+  constructor(
+    private readonly store: RememberStore,
+    readonly cookie: HostCookie,
+    private readonly options: { lifetimeMs: number; graceMs: number; now: () => number },
+  ) {}
+
+  /** Starts a token chain at a password login; gives its `Set-Cookie`. */
+  async issue(userId: string): Promise<string> {
+    const now = this.options.now();
+    const validator = randomBytes(32).toString('base64url');
+    const record: RememberRecord = {
+      selector: randomBytes(16).toString('base64url'),
+      validatorHash: hash(validator),
+      userId,
+      // The chain keeps its first login time and its end: rotation never extends either.
+      createdAt: now,
+      expiresAt: now + this.options.lifetimeMs,
+      replacedBy: null,
+      replacedAt: null,
+    };
+    await this.store.createRemember(record);
+    return this.serialize(record, validator);
+  }
+
+  /** Checks a cookie value and rotates the token it names. */
+  async use(value: string): Promise<RememberCheck> {
+    const match = REMEMBER_VALUE.exec(value);
+    if (!match) return { status: 'invalid' };
+    const [, selector = '', validator = ''] = match;
+    const record = await this.store.findRemember(selector);
+    const now = this.options.now();
+    if (!record || !sameHash(record.validatorHash, validator) || now >= record.expiresAt) {
+      return { status: 'invalid' };
+    }
+    const successorValidator = successorOf(validator);
+    if (record.replacedBy === null) {
+      const successor: RememberRecord = {
+        ...record,
+        selector: randomBytes(16).toString('base64url'),
+        validatorHash: hash(successorValidator),
+        replacedBy: null,
+        replacedAt: null,
+      };
+      if (await this.store.rotateRemember(selector, successor, now)) {
+        return {
+          status: 'valid',
+          record: successor,
+          setCookie: this.serialize(successor, successorValidator),
+        };
+      }
+      // Another request rotated it between our read and write: fall through to the grace path.
+      return this.use(value);
+    }
+    if (record.replacedAt !== null && now - record.replacedAt <= this.options.graceMs) {
+      const successor = await this.store.findRemember(record.replacedBy);
+      if (
+        successor &&
+        successor.replacedBy === null &&
+        sameHash(successor.validatorHash, successorValidator)
+      ) {
+        return {
+          status: 'valid',
+          record: successor,
+          setCookie: this.serialize(successor, successorValidator),
+        };
+      }
+      return { status: 'invalid' };
+    }
+    return { status: 'theft', userId: record.userId };
+  }
+
+  /** Deletes the token a cookie value names (logout on this device). */
+  async forget(value: string | null): Promise<void> {
+    const match = value === null ? null : REMEMBER_VALUE.exec(value);
+    if (match?.[1]) await this.store.deleteRemember(match[1]);
+  }
+
+  private serialize(record: RememberRecord, validator: string): string {
+    const maxAge = Math.max(0, Math.floor((record.expiresAt - this.options.now()) / 1000));
+    return this.cookie.serialize(`${record.selector}.${validator}`, maxAge);
+  }
+}
+
+function hash(validator: string): string {
+  return createHash('sha256').update(validator).digest('base64url');
+}
+
+function sameHash(storedHash: string, validator: string): boolean {
+  const given = Buffer.from(hash(validator));
+  const stored = Buffer.from(storedHash);
+  return given.length === stored.length && timingSafeEqual(given, stored);
+}
+
+/** Only someone holding the old validator can compute the successor's validator. */
+function successorOf(validator: string): string {
+  return createHmac('sha256', validator).update('latchkey remember successor').digest('base64url');
+}

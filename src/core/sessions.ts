@@ -1,0 +1,286 @@
+import { type Duration, parseDuration } from './duration.js';
+import { ConfigError, SessionLimitError, StoreUnavailableError } from './errors.js';
+import type { JsonObject, SessionCap, SessionRecord, SessionStore } from './store.js';
+import { generateToken, isWellFormedToken, sessionIdOf } from './token.js';
+
+/** Everything the engine reports; records never contain a token, so events are safe to log. */
+export type SessionEvent =
+  | { readonly type: 'created'; readonly session: SessionRecord }
+  | { readonly type: 'refreshed'; readonly session: SessionRecord }
+  | { readonly type: 'expired'; readonly session: SessionRecord }
+  | { readonly type: 'logout'; readonly session: SessionRecord }
+  | { readonly type: 'rotated'; readonly session: SessionRecord; readonly previousId: string }
+  | { readonly type: 'evicted'; readonly sessionId: string; readonly userId: string }
+  | {
+      readonly type: 'revoked';
+      readonly userId: string;
+      /** The one session revoked, or null when all of a user's sessions were. */
+      readonly sessionId: string | null;
+      readonly count: number;
+    }
+  | {
+      readonly type: 'login_succeeded';
+      readonly session: SessionRecord;
+      readonly via: 'password' | 'remember';
+    }
+  | {
+      readonly type: 'login_failed';
+      /** The account tried, when it exists (an unknown name is not logged: it may be a password). */
+      readonly userId: string | null;
+      readonly ip: string | null;
+    }
+  | {
+      readonly type: 'login_throttled';
+      readonly userId: string | null;
+      readonly ip: string | null;
+      readonly retryAfterSeconds: number;
+    }
+  /** A rotated remember-me token was replayed: every session and token of the user was revoked. */
+  | { readonly type: 'theft_detected'; readonly userId: string };
+
+export interface SessionOptions {
+  store: SessionStore;
+  /** Inactivity after which a session dies. Default `"30m"`. */
+  idleTimeout?: Duration;
+  /** Lifetime from creation that no activity extends. Default `"12h"`. */
+  absoluteTimeout?: Duration;
+  /**
+   * Minimum time between two refresh writes for one session. Default `"1m"`. Capped at half the
+   * idle timeout so that a user active at least every `idleTimeout / 2` never expires idle.
+   */
+  touchInterval?: Duration;
+  /** Live sessions one user may hold. Default: no limit. */
+  maxSessionsPerUser?: number;
+  /** What creating one more session does at the limit. Default `"evict-oldest"`. */
+  onSessionLimit?: SessionCap['policy'];
+  /** Milliseconds since the epoch. Inject a fake clock in tests. */
+  clock?: () => number;
+  /** Called synchronously for every {@link SessionEvent}; a throwing listener never breaks a request. */
+  onEvent?: (event: SessionEvent) => void;
+}
+
+export interface NewSession {
+  /** Small snapshot of the user served with every validated request. */
+  user?: JsonObject;
+  data?: JsonObject;
+  ip?: string | null;
+  userAgent?: string | null;
+  /** When the user proved who they are; defaults to now. */
+  authenticatedAt?: number;
+}
+
+export interface IssuedSession {
+  readonly session: SessionRecord;
+  /** The raw token: hand it to the cookie writer and nothing else. */
+  readonly token: string;
+}
+
+export type Validation =
+  | { readonly session: SessionRecord; readonly reason: null }
+  | { readonly session: null; readonly reason: 'malformed' | 'not_found' | 'expired' };
+
+const MAX_USER_ID = 1024;
+const MAX_SNAPSHOT_BYTES = 8192;
+const MAX_USER_AGENT = 512;
+const MAX_IP = 64;
+
+/** The session engine: creates, validates, refreshes and revokes server-side sessions. */
+export class Sessions {
+  readonly idleTimeout: number;
+  readonly absoluteTimeout: number;
+  /** The interval actually used between refresh writes (see {@link SessionOptions.touchInterval}). */
+  readonly touchInterval: number;
+  readonly maxSessionsPerUser: number | null;
+  protected readonly store: SessionStore;
+  protected readonly now: () => number;
+  private readonly cap: SessionCap | undefined;
+  private readonly listener: ((event: SessionEvent) => void) | undefined;
+
+  constructor(options: SessionOptions) {
+    if (!options || typeof options.store?.get !== 'function') {
+      throw new ConfigError('store: a SessionStore is required');
+    }
+    this.store = options.store;
+    this.idleTimeout = parseDuration(options.idleTimeout ?? '30m', 'idleTimeout');
+    this.absoluteTimeout = parseDuration(options.absoluteTimeout ?? '12h', 'absoluteTimeout');
+    const touchInterval = parseDuration(options.touchInterval ?? '1m', 'touchInterval');
+    if (this.idleTimeout < 1000) throw new ConfigError('idleTimeout: must be at least 1s');
+    if (this.idleTimeout > this.absoluteTimeout) {
+      throw new ConfigError(
+        `idleTimeout (${this.idleTimeout} ms) must not exceed absoluteTimeout (${this.absoluteTimeout} ms)`,
+      );
+    }
+    this.touchInterval = Math.min(touchInterval, Math.floor(this.idleTimeout / 2));
+
+    const max = options.maxSessionsPerUser;
+    if (max !== undefined && !(Number.isInteger(max) && max >= 1)) {
+      throw new ConfigError(`maxSessionsPerUser: must be a whole number >= 1, got ${String(max)}`);
+    }
+    const policy = options.onSessionLimit ?? 'evict-oldest';
+    if (policy !== 'evict-oldest' && policy !== 'reject') {
+      throw new ConfigError(
+        `onSessionLimit: must be "evict-oldest" or "reject", got ${String(policy)}`,
+      );
+    }
+    this.maxSessionsPerUser = max ?? null;
+    this.cap = max === undefined ? undefined : { max, policy };
+    this.now = options.clock ?? Date.now;
+    this.listener = options.onEvent;
+  }
+
+  /** Creates a session for `userId`. Throws {@link SessionLimitError} at the cap under `reject`. */
+  async create(userId: string, input: NewSession = {}): Promise<IssuedSession> {
+    if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID) {
+      throw new TypeError(
+        `userId: must be a non-empty string of at most ${MAX_USER_ID} characters`,
+      );
+    }
+    const now = this.now();
+    const token = generateToken();
+    const absoluteExpiresAt = now + this.absoluteTimeout;
+    const session: SessionRecord = {
+      id: sessionIdOf(token),
+      userId,
+      createdAt: now,
+      lastSeenAt: now,
+      idleExpiresAt: Math.min(now + this.idleTimeout, absoluteExpiresAt),
+      absoluteExpiresAt,
+      authenticatedAt: input.authenticatedAt ?? now,
+      ip: clip(input.ip, MAX_IP),
+      userAgent: clip(input.userAgent, MAX_USER_AGENT),
+      user: checkSnapshot(input.user, 'user'),
+      data: checkSnapshot(input.data, 'data'),
+    };
+    const result = await this.call(() => this.store.create(session, this.cap));
+    for (const sessionId of result.evicted) this.emit({ type: 'evicted', sessionId, userId });
+    if (!result.created) throw new SessionLimitError(userId, this.cap?.max ?? 0);
+    this.emit({ type: 'created', session });
+    return { session, token };
+  }
+
+  /**
+   * Looks a token up: one store read, plus at most one refresh write per touch interval.
+   * A malformed token never reaches the store; an expired record found is deleted.
+   * Throws {@link StoreUnavailableError} when the store cannot answer.
+   */
+  async validate(token: string): Promise<Validation> {
+    if (typeof token !== 'string' || !isWellFormedToken(token)) {
+      return { session: null, reason: 'malformed' };
+    }
+    const id = sessionIdOf(token);
+    const found = await this.call(() => this.store.get(id));
+    if (!found) return { session: null, reason: 'not_found' };
+
+    const now = this.now();
+    if (now >= found.idleExpiresAt || now >= found.absoluteExpiresAt) {
+      await this.call(() => this.store.delete(id));
+      this.emit({ type: 'expired', session: found });
+      return { session: null, reason: 'expired' };
+    }
+    if (now - found.lastSeenAt < this.touchInterval) return { session: found, reason: null };
+
+    const session: SessionRecord = {
+      ...found,
+      lastSeenAt: now,
+      idleExpiresAt: Math.min(now + this.idleTimeout, found.absoluteExpiresAt),
+    };
+    await this.call(() => this.store.touch(id, session.lastSeenAt, session.idleExpiresAt));
+    this.emit({ type: 'refreshed', session });
+    return { session, reason: null };
+  }
+
+  /** Ends the session a token belongs to. Gives the ended session, or null if there was none. */
+  async logout(token: string): Promise<SessionRecord | null> {
+    if (typeof token !== 'string' || !isWellFormedToken(token)) return null;
+    const id = sessionIdOf(token);
+    const session = await this.call(() => this.store.get(id));
+    if (!session) return null;
+    await this.call(() => this.store.delete(id));
+    this.emit({ type: 'logout', session });
+    return session;
+  }
+
+  /** Revokes one session by its public id. Gives the revoked record, or null if there was none. */
+  async revoke(sessionId: string): Promise<SessionRecord | null> {
+    const session = await this.call(() => this.store.get(sessionId));
+    if (!session) return null;
+    await this.call(() => this.store.delete(sessionId));
+    this.emit({ type: 'revoked', userId: session.userId, sessionId, count: 1 });
+    return session;
+  }
+
+  /** Revokes every session of a user, except `except` (a session id) when given. */
+  async revokeAllForUser(userId: string, options: { except?: string } = {}): Promise<number> {
+    const count = await this.call(() => this.store.deleteByUser(userId, options.except));
+    this.emit({ type: 'revoked', userId, sessionId: null, count });
+    return count;
+  }
+
+  /** The user's live sessions, oldest first. */
+  listSessions(userId: string): Promise<SessionRecord[]> {
+    return this.call(() => this.store.listByUser(userId, this.now()));
+  }
+
+  /**
+   * Replaces a validated session with a new token for the same owner (privilege change,
+   * re-authentication). The old token stops working at once; the absolute expiry is kept.
+   */
+  async rotate(
+    current: SessionRecord,
+    changes: { user?: JsonObject; authenticatedAt?: number } = {},
+  ): Promise<IssuedSession> {
+    const now = this.now();
+    const token = generateToken();
+    const session: SessionRecord = {
+      ...current,
+      id: sessionIdOf(token),
+      lastSeenAt: now,
+      idleExpiresAt: Math.min(now + this.idleTimeout, current.absoluteExpiresAt),
+      authenticatedAt: changes.authenticatedAt ?? current.authenticatedAt,
+      user: changes.user === undefined ? current.user : checkSnapshot(changes.user, 'user'),
+    };
+    await this.call(() => this.store.create(session));
+    await this.call(() => this.store.delete(current.id));
+    this.emit({ type: 'rotated', session, previousId: current.id });
+    return { session, token };
+  }
+
+  /** Deletes every expired record; gives how many. Run it from a timer or `latchkey sweep`. */
+  deleteExpired(): Promise<number> {
+    return this.call(() => this.store.deleteExpired(this.now()));
+  }
+
+  /** Runs a store operation; any failure becomes {@link StoreUnavailableError} (fail closed). */
+  protected async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError(error);
+    }
+  }
+
+  protected emit(event: SessionEvent): void {
+    if (!this.listener) return;
+    try {
+      this.listener(event);
+    } catch (error) {
+      process.emitWarning(`latchkey onEvent listener threw: ${String(error)}`);
+    }
+  }
+}
+
+function clip(value: string | null | undefined, max: number): string | null {
+  if (typeof value !== 'string' || value.length === 0) return null;
+  return value.length > max ? value.slice(0, max) : value;
+}
+
+function checkSnapshot(value: JsonObject | undefined, label: string): JsonObject {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`${label}: must be a plain JSON object`);
+  }
+  if (Buffer.byteLength(JSON.stringify(value)) > MAX_SNAPSHOT_BYTES) {
+    throw new TypeError(`${label}: must serialise to at most ${MAX_SNAPSHOT_BYTES} bytes`);
+  }
+  return value;
+}

@@ -1,0 +1,138 @@
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Denial } from '../index.js';
+
+/** A whole response, built by a route and written by {@link send}. */
+export interface Reply {
+  readonly status: number;
+  readonly type?: 'html' | 'json' | 'css' | 'text';
+  readonly body?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly setCookie?: readonly string[];
+  /** Only static assets are cacheable; every other response may carry or depend on a session. */
+  readonly cacheable?: boolean;
+}
+
+const CONTENT_TYPES = {
+  html: 'text/html; charset=utf-8',
+  json: 'application/json',
+  css: 'text/css; charset=utf-8',
+  text: 'text/plain; charset=utf-8',
+} as const;
+
+/** Headers on every response. Pages have no script and load only /assets from this origin. */
+const SECURITY_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'same-origin',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+/** The one function that writes a response: every header policy lives here. */
+export function send(res: ServerResponse, reply: Reply): void {
+  const body = reply.body ?? '';
+  const headers: OutgoingHttpHeaders = {
+    ...SECURITY_HEADERS,
+    'cache-control': reply.cacheable ? 'public, max-age=3600' : 'no-store',
+    ...(reply.type ? { 'content-type': CONTENT_TYPES[reply.type] } : {}),
+    ...reply.headers,
+    'content-length': Buffer.byteLength(body),
+  };
+  if (reply.setCookie && reply.setCookie.length > 0) headers['set-cookie'] = [...reply.setCookie];
+  res.writeHead(reply.status, headers);
+  res.end(body);
+}
+
+export function htmlReply(status: number, body: string, extra: Partial<Reply> = {}): Reply {
+  return { status, type: 'html', body, ...extra };
+}
+
+export function jsonReply(status: number, value: unknown, extra: Partial<Reply> = {}): Reply {
+  return { status, type: 'json', body: JSON.stringify(value), ...extra };
+}
+
+export function redirect(location: string, extra: Partial<Reply> = {}): Reply {
+  return { status: 303, ...extra, headers: { ...extra.headers, location } };
+}
+
+/** A library denial (303 / 401 / 503) as a reply, keeping the cookies it asks to clear. */
+export function denialReply(denial: Denial, setCookie: readonly string[]): Reply {
+  const { 'content-type': _type, 'cache-control': _cache, ...headers } = denial.headers;
+  const type = denial.headers['content-type']?.startsWith('application/json') ? 'json' : 'html';
+  return { status: denial.status, type, body: denial.body, headers, setCookie };
+}
+
+export const MAX_BODY_BYTES = 16 * 1024;
+
+export type BodyRead =
+  | { readonly ok: true; readonly text: string }
+  | { readonly ok: false; readonly status: 400 | 413 | 415; readonly error: string };
+
+/**
+ * Reads a request body of the one media type a route accepts, up to {@link MAX_BODY_BYTES}, as
+ * strict UTF-8. Never throws for bad input.
+ */
+export async function readBody(
+  req: IncomingMessage,
+  mediaType: 'application/x-www-form-urlencoded' | 'application/json',
+): Promise<BodyRead> {
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (contentType !== mediaType) {
+    return { ok: false, status: 415, error: 'unsupported_media_type' };
+  }
+  if (Number(req.headers['content-length']) > MAX_BODY_BYTES) {
+    return { ok: false, status: 413, error: 'payload_too_large' };
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (result: BodyRead) => {
+      if (done) return;
+      done = true;
+      chunks.length = 0;
+      resolve(result);
+    };
+    // Past the limit the rest is read and dropped, so the 413 still reaches the client.
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) finish({ ok: false, status: 413, error: 'payload_too_large' });
+      else chunks.push(chunk);
+    });
+    req.on('error', () => finish({ ok: false, status: 400, error: 'invalid_request' }));
+    req.on('end', () => {
+      try {
+        const text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+        finish({ ok: true, text });
+      } catch {
+        finish({ ok: false, status: 400, error: 'invalid_request' });
+      }
+    });
+  });
+}
+
+/** Fields of a urlencoded form; a field sent twice counts as missing. */
+export function formFields(text: string): Record<string, string | undefined> {
+  const params = new URLSearchParams(text);
+  const fields: Record<string, string | undefined> = {};
+  for (const name of new Set(params.keys())) {
+    const values = params.getAll(name);
+    fields[name] = values.length === 1 ? values[0] : undefined;
+  }
+  return fields;
+}
+
+/** A JSON object body, or null for anything else (invalid JSON, arrays, strings). */
+export function jsonObject(text: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}

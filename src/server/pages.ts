@@ -1,0 +1,214 @@
+import type { JsonObject, SessionRecord } from '../index.js';
+import { html, type SafeHtml } from './html.js';
+
+/** The signed-in user as pages show them (the session's snapshot). */
+export interface PageUser {
+  readonly id: string;
+  readonly username: string;
+}
+
+export function userOf(snapshot: JsonObject, userId: string): PageUser {
+  const username = typeof snapshot.username === 'string' ? snapshot.username : userId;
+  return { id: userId, username };
+}
+
+/**
+ * The one place an HTML form is written: every form posts, so a CSRF field added here reaches
+ * them all.
+ */
+export function form(options: {
+  action: string;
+  fields?: Readonly<Record<string, string>>;
+  className?: string;
+  body: SafeHtml;
+}): SafeHtml {
+  const hidden = Object.entries(options.fields ?? {}).map(
+    ([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`,
+  );
+  const className = options.className ? html` class="${options.className}"` : null;
+  return html`<form method="post" action="${options.action}"${className}>${hidden}${options.body}</form>`;
+}
+
+function layout(options: { title: string; user?: PageUser | null; main: SafeHtml }): string {
+  const nav = options.user
+    ? html`<nav aria-label="Account">
+        <a href="/dashboard">Dashboard</a>
+        <a href="/profile">Profile</a>
+        <a href="/sessions">Sessions</a>
+        ${form({ action: '/logout', className: 'inline', body: html`<button type="submit" class="link">Log out</button>` })}
+      </nav>`
+    : null;
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${options.title} · latchkey</title>
+<link rel="stylesheet" href="/assets/style.css">
+</head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+<header><a class="brand" href="/">latchkey</a>${nav}</header>
+<main id="main">
+${options.main}
+</main>
+</body>
+</html>
+`.markup;
+}
+
+function errorNotice(message: string | null): SafeHtml | null {
+  return message ? html`<p class="error" role="alert" id="form-error">${message}</p>` : null;
+}
+
+export function loginPage(options: {
+  username?: string;
+  next?: string | null;
+  error?: string | null;
+  allowSignup: boolean;
+}): string {
+  const fields: Record<string, string> = options.next ? { next: options.next } : {};
+  const describedBy = options.error ? html` aria-describedby="form-error"` : null;
+  // After a failure the username is kept, so the password is what to type next.
+  const focusPassword = Boolean(options.error && options.username);
+  const body = html`
+    <label for="username">Username</label>
+    <input id="username" name="username" type="text" autocomplete="username" required maxlength="256"
+      value="${options.username ?? ''}"${describedBy}${focusPassword ? null : html` autofocus`}>
+    <label for="password">Password</label>
+    <input id="password" name="password" type="password" autocomplete="current-password" required
+      maxlength="1024"${describedBy}${focusPassword ? html` autofocus` : null}>
+    <button type="submit">Log in</button>`;
+  const signup = options.allowSignup
+    ? html`<p>New here? <a href="${options.next ? `/signup?next=${encodeURIComponent(options.next)}` : '/signup'}">Create an account</a>.</p>`
+    : null;
+  return layout({
+    title: 'Log in',
+    main: html`<h1>Log in</h1>
+${errorNotice(options.error ?? null)}
+${form({ action: '/login', fields, className: 'stack', body })}
+${signup}`,
+  });
+}
+
+export function signupPage(options: {
+  username?: string;
+  next?: string | null;
+  error?: string | null;
+}): string {
+  const fields: Record<string, string> = options.next ? { next: options.next } : {};
+  const body = html`
+    <label for="username">Username</label>
+    <input id="username" name="username" type="text" autocomplete="username" required maxlength="64"
+      value="${options.username ?? ''}" autofocus>
+    <label for="password">Password</label>
+    <input id="password" name="password" type="password" autocomplete="new-password" required
+      minlength="8" maxlength="1024" aria-describedby="password-hint">
+    <p class="hint" id="password-hint">At least 8 characters. A long passphrase is best.</p>
+    <button type="submit">Create account</button>`;
+  return layout({
+    title: 'Sign up',
+    main: html`<h1>Create an account</h1>
+${errorNotice(options.error ?? null)}
+${form({ action: '/signup', fields, className: 'stack', body })}
+<p>Already have an account? <a href="/login">Log in</a>.</p>`,
+  });
+}
+
+export function dashboardPage(user: PageUser, session: SessionRecord): string {
+  return layout({
+    title: 'Dashboard',
+    user,
+    main: html`<h1>Dashboard</h1>
+<p class="lead">Signed in as <strong>${user.username}</strong>.</p>
+<dl>
+  <dt>Signed in</dt><dd>${time(session.authenticatedAt)}</dd>
+  <dt>Ends after inactivity at</dt><dd>${time(session.idleExpiresAt)}</dd>
+  <dt>Ends at the latest</dt><dd>${time(session.absoluteExpiresAt)}</dd>
+</dl>
+<p><a href="/sessions">See where you are signed in</a>.</p>`,
+  });
+}
+
+export function profilePage(user: PageUser, session: SessionRecord): string {
+  return layout({
+    title: 'Profile',
+    user,
+    main: html`<h1>Profile</h1>
+<dl>
+  <dt>Username</dt><dd>${user.username}</dd>
+  <dt>User id</dt><dd><code>${user.id}</code></dd>
+  <dt>Last password check</dt><dd>${time(session.authenticatedAt)}</dd>
+</dl>`,
+  });
+}
+
+export function sessionsPage(
+  user: PageUser,
+  sessions: readonly SessionRecord[],
+  currentId: string,
+): string {
+  const rows = sessions.map((session) => {
+    const current = session.id === currentId;
+    const action = current
+      ? form({
+          action: '/logout',
+          body: html`<button type="submit">Log out</button>`,
+        })
+      : form({
+          action: '/sessions/revoke',
+          fields: { id: session.id },
+          body: html`<button type="submit" aria-label="Revoke session from ${session.userAgent ?? 'unknown device'}">Revoke</button>`,
+        });
+    return html`<tr${current ? html` class="current"` : null}>
+      <td>${session.userAgent ?? 'Unknown device'}${current ? html` <strong class="badge">This device</strong>` : null}</td>
+      <td>${session.ip ?? 'unknown'}</td>
+      <td>${time(session.createdAt)}</td>
+      <td>${time(session.lastSeenAt)}</td>
+      <td>${action}</td>
+    </tr>`;
+  });
+  const others = sessions.length > 1;
+  return layout({
+    title: 'Sessions',
+    user,
+    main: html`<h1>Your sessions</h1>
+<p>${sessions.length === 1 ? 'You are signed in on 1 device.' : `You are signed in on ${sessions.length} devices.`}</p>
+<div class="table-wrap">
+<table>
+  <thead><tr><th scope="col">Device</th><th scope="col">IP address</th><th scope="col">Signed in</th><th scope="col">Last seen</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
+  <tbody>${rows}</tbody>
+</table>
+</div>
+${others ? form({ action: '/sessions/revoke-others', body: html`<button type="submit" class="danger">Log out all other sessions</button>` }) : null}`,
+  });
+}
+
+export function messagePage(title: string, message: string, user: PageUser | null = null): string {
+  return layout({ title, user, main: html`<h1>${title}</h1><p>${message}</p>` });
+}
+
+/**
+ * A top-level navigation from another site arrives without the SameSite=Strict cookie. This page
+ * re-navigates to `target` from our own origin, which then carries it. No script: a meta refresh.
+ */
+export function renavigatePage(target: string): string {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="0; url=${target}">
+<title>Continue · latchkey</title>
+<link rel="stylesheet" href="/assets/style.css">
+</head>
+<body>
+<main id="main"><p><a href="${target}">Continue</a></p></main>
+</body>
+</html>
+`.markup;
+}
+
+function time(ms: number): SafeHtml {
+  const iso = new Date(ms).toISOString();
+  return html`<time datetime="${iso}">${iso.slice(0, 19).replace('T', ' ')} UTC</time>`;
+}

@@ -1,0 +1,390 @@
+import Database from 'better-sqlite3';
+import type {
+  CreateResult,
+  LatchkeyStore,
+  RememberRecord,
+  SessionCap,
+  SessionRecord,
+  ThrottleDecision,
+  ThrottleRule,
+  UserRecord,
+} from '../core/store.js';
+import { type AttemptWindow, consumeFrom } from './throttle-window.js';
+
+type Row = {
+  id: string;
+  user_id: string;
+  created_at: number;
+  last_seen_at: number;
+  idle_expires_at: number;
+  absolute_expires_at: number;
+  authenticated_at: number;
+  ip: string | null;
+  user_agent: string | null;
+  user: string;
+  data: string;
+};
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS latchkey_sessions (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  idle_expires_at INTEGER NOT NULL,
+  absolute_expires_at INTEGER NOT NULL,
+  authenticated_at INTEGER NOT NULL,
+  ip TEXT,
+  user_agent TEXT,
+  user TEXT NOT NULL,
+  data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS latchkey_sessions_by_user ON latchkey_sessions (user_id, created_at);
+CREATE INDEX IF NOT EXISTS latchkey_sessions_by_expiry ON latchkey_sessions (idle_expires_at);
+CREATE TABLE IF NOT EXISTS latchkey_users (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL,
+  username_key TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  disabled INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latchkey_attempts (
+  key TEXT PRIMARY KEY,
+  count INTEGER NOT NULL,
+  window_end INTEGER NOT NULL,
+  next_allowed_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS latchkey_attempts_by_end ON latchkey_attempts (window_end);
+CREATE TABLE IF NOT EXISTS latchkey_remember (
+  selector TEXT PRIMARY KEY,
+  validator_hash TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  replaced_by TEXT,
+  replaced_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS latchkey_remember_by_user ON latchkey_remember (user_id);
+CREATE INDEX IF NOT EXISTS latchkey_remember_by_expiry ON latchkey_remember (expires_at);
+`;
+
+type UserRow = {
+  id: string;
+  username: string;
+  username_key: string;
+  password_hash: string;
+  created_at: number;
+  disabled: number;
+};
+
+type RememberRow = {
+  selector: string;
+  validator_hash: string;
+  user_id: string;
+  created_at: number;
+  expires_at: number;
+  replaced_by: string | null;
+  replaced_at: number | null;
+};
+
+/**
+ * Sessions, users, attempt counters and remember-me tokens in one SQLite file (better-sqlite3,
+ * WAL). Several processes may share the file: steps that must be atomic run in `BEGIN IMMEDIATE`
+ * transactions, and waiting on another process's lock gives up after `busyTimeout` (an error,
+ * which the core reports as the store being unavailable).
+ */
+export class SqliteStore implements LatchkeyStore {
+  readonly db: Database.Database;
+  private readonly ownsDb: boolean;
+  private readonly statements;
+  private readonly createCapped;
+  private readonly consume;
+  private readonly rotate;
+
+  /** `file` is a path (created if absent, `:memory:` for a private database) or an open database. */
+  constructor(file: string | Database.Database, options: { busyTimeout?: number } = {}) {
+    this.ownsDb = typeof file === 'string';
+    this.db = typeof file === 'string' ? new Database(file) : file;
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeout ?? 5000)}`);
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.statements = {
+      insert: db.prepare(
+        `INSERT INTO latchkey_sessions (id, user_id, created_at, last_seen_at, idle_expires_at,
+           absolute_expires_at, authenticated_at, ip, user_agent, user, data)
+         VALUES (@id, @user_id, @created_at, @last_seen_at, @idle_expires_at, @absolute_expires_at,
+           @authenticated_at, @ip, @user_agent, @user, @data)`,
+      ),
+      get: db.prepare<[string], Row>('SELECT * FROM latchkey_sessions WHERE id = ?'),
+      touch: db.prepare(
+        'UPDATE latchkey_sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ?',
+      ),
+      delete: db.prepare('DELETE FROM latchkey_sessions WHERE id = ?'),
+      liveByUser: db.prepare<[string, number], Row>(
+        'SELECT * FROM latchkey_sessions WHERE user_id = ? AND idle_expires_at > ? ORDER BY created_at, id',
+      ),
+      deleteDeadOfUser: db.prepare(
+        'DELETE FROM latchkey_sessions WHERE user_id = ? AND idle_expires_at <= ?',
+      ),
+      deleteByUser: db.prepare('DELETE FROM latchkey_sessions WHERE user_id = ? AND id IS NOT ?'),
+      deleteExpired: db.prepare(
+        'DELETE FROM latchkey_sessions WHERE id IN (SELECT id FROM latchkey_sessions WHERE idle_expires_at <= ? LIMIT 1000)',
+      ),
+      insertUser: db.prepare(
+        `INSERT INTO latchkey_users (id, username, username_key, password_hash, created_at, disabled)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      ),
+      userById: db.prepare<[string], UserRow>('SELECT * FROM latchkey_users WHERE id = ?'),
+      userByKey: db.prepare<[string], UserRow>(
+        'SELECT * FROM latchkey_users WHERE username_key = ?',
+      ),
+      users: db.prepare<[], UserRow>('SELECT * FROM latchkey_users ORDER BY created_at, id'),
+      updateUser: db.prepare(
+        `UPDATE latchkey_users SET password_hash = coalesce(?, password_hash),
+           disabled = coalesce(?, disabled) WHERE id = ?`,
+      ),
+      deleteUser: db.prepare('DELETE FROM latchkey_users WHERE id = ?'),
+      attempt: db.prepare<[string], AttemptWindow>(
+        'SELECT count, window_end AS windowEnd, next_allowed_at AS nextAllowedAt FROM latchkey_attempts WHERE key = ?',
+      ),
+      saveAttempt: db.prepare(
+        `INSERT INTO latchkey_attempts (key, count, window_end, next_allowed_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET count = excluded.count, window_end = excluded.window_end,
+           next_allowed_at = excluded.next_allowed_at`,
+      ),
+      resetAttempts: db.prepare('DELETE FROM latchkey_attempts WHERE key = ?'),
+      deleteExpiredAttempts: db.prepare('DELETE FROM latchkey_attempts WHERE window_end <= ?'),
+      insertRemember: db.prepare(
+        `INSERT INTO latchkey_remember (selector, validator_hash, user_id, created_at, expires_at,
+           replaced_by, replaced_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      remember: db.prepare<[string], RememberRow>(
+        'SELECT * FROM latchkey_remember WHERE selector = ?',
+      ),
+      replaceRemember: db.prepare(
+        `UPDATE latchkey_remember SET replaced_by = ?, replaced_at = ?
+         WHERE selector = ? AND replaced_by IS NULL`,
+      ),
+      deleteRemember: db.prepare('DELETE FROM latchkey_remember WHERE selector = ?'),
+      deleteRememberByUser: db.prepare('DELETE FROM latchkey_remember WHERE user_id = ?'),
+      deleteExpiredRemember: db.prepare('DELETE FROM latchkey_remember WHERE expires_at <= ?'),
+    };
+    this.consume = db.transaction((key: string, now: number, rule: ThrottleRule) => {
+      const { decision, save } = consumeFrom(this.statements.attempt.get(key) ?? null, now, rule);
+      if (save)
+        this.statements.saveAttempt.run(key, save.count, save.windowEnd, save.nextAllowedAt);
+      return decision;
+    });
+    this.rotate = db.transaction((selector: string, successor: RememberRecord, now: number) => {
+      if (this.statements.replaceRemember.run(successor.selector, now, selector).changes === 0) {
+        return false;
+      }
+      this.insertRemember(successor);
+      return true;
+    });
+    this.createCapped = db.transaction((record: SessionRecord, cap: SessionCap): CreateResult => {
+      const { deleteDeadOfUser, liveByUser, delete: remove, insert } = this.statements;
+      deleteDeadOfUser.run(record.userId, record.createdAt);
+      const live = liveByUser.all(record.userId, record.createdAt);
+      const evicted: string[] = [];
+      if (live.length >= cap.max) {
+        if (cap.policy === 'reject') return { created: false, evicted };
+        for (const old of live.slice(0, live.length - cap.max + 1)) {
+          remove.run(old.id);
+          evicted.push(old.id);
+        }
+      }
+      insert.run(toRow(record));
+      return { created: true, evicted };
+    });
+  }
+
+  async create(record: SessionRecord, cap?: SessionCap): Promise<CreateResult> {
+    if (!cap) {
+      this.statements.insert.run(toRow(record));
+      return { created: true, evicted: [] };
+    }
+    // IMMEDIATE takes the write lock before counting, so processes sharing the file serialise here.
+    return this.createCapped.immediate(record, cap);
+  }
+
+  async get(id: string): Promise<SessionRecord | null> {
+    const row = this.statements.get.get(id);
+    return row ? fromRow(row) : null;
+  }
+
+  async touch(id: string, lastSeenAt: number, idleExpiresAt: number): Promise<void> {
+    this.statements.touch.run(lastSeenAt, idleExpiresAt, id);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.statements.delete.run(id).changes > 0;
+  }
+
+  async listByUser(userId: string, now: number): Promise<SessionRecord[]> {
+    return this.statements.liveByUser.all(userId, now).map(fromRow);
+  }
+
+  async deleteByUser(userId: string, exceptId?: string): Promise<number> {
+    return this.statements.deleteByUser.run(userId, exceptId ?? null).changes;
+  }
+
+  /** Deletes in batches of 1,000 so a large sweep never holds the write lock for long. */
+  async deleteExpired(now: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const { changes } = this.statements.deleteExpired.run(now);
+      total += changes;
+      if (changes === 0) return total;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDb && this.db.open) this.db.close();
+  }
+
+  async createUser(user: UserRecord): Promise<boolean> {
+    const { id, username, usernameKey, passwordHash, createdAt, disabled } = user;
+    const inserted = this.statements.insertUser.run(
+      id,
+      username,
+      usernameKey,
+      passwordHash,
+      createdAt,
+      disabled ? 1 : 0,
+    );
+    return inserted.changes > 0;
+  }
+
+  async findUserById(id: string): Promise<UserRecord | null> {
+    const row = this.statements.userById.get(id);
+    return row ? userFromRow(row) : null;
+  }
+
+  async findUserByKey(usernameKey: string): Promise<UserRecord | null> {
+    const row = this.statements.userByKey.get(usernameKey);
+    return row ? userFromRow(row) : null;
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return this.statements.users.all().map(userFromRow);
+  }
+
+  async updateUser(
+    id: string,
+    changes: { passwordHash?: string; disabled?: boolean },
+  ): Promise<boolean> {
+    const disabled = changes.disabled === undefined ? null : changes.disabled ? 1 : 0;
+    return this.statements.updateUser.run(changes.passwordHash ?? null, disabled, id).changes > 0;
+  }
+
+  async deleteUser(id: string): Promise<boolean> {
+    return this.statements.deleteUser.run(id).changes > 0;
+  }
+
+  async consumeAttempt(key: string, now: number, rule: ThrottleRule): Promise<ThrottleDecision> {
+    return this.consume.immediate(key, now, rule);
+  }
+
+  async resetAttempts(key: string): Promise<void> {
+    this.statements.resetAttempts.run(key);
+  }
+
+  async deleteExpiredAttempts(now: number): Promise<number> {
+    return this.statements.deleteExpiredAttempts.run(now).changes;
+  }
+
+  async createRemember(record: RememberRecord): Promise<void> {
+    this.insertRemember(record);
+  }
+
+  async findRemember(selector: string): Promise<RememberRecord | null> {
+    const row = this.statements.remember.get(selector);
+    return row
+      ? {
+          selector: row.selector,
+          validatorHash: row.validator_hash,
+          userId: row.user_id,
+          createdAt: row.created_at,
+          expiresAt: row.expires_at,
+          replacedBy: row.replaced_by,
+          replacedAt: row.replaced_at,
+        }
+      : null;
+  }
+
+  async rotateRemember(selector: string, successor: RememberRecord, now: number): Promise<boolean> {
+    return this.rotate.immediate(selector, successor, now);
+  }
+
+  async deleteRemember(selector: string): Promise<boolean> {
+    return this.statements.deleteRemember.run(selector).changes > 0;
+  }
+
+  async deleteRememberByUser(userId: string): Promise<number> {
+    return this.statements.deleteRememberByUser.run(userId).changes;
+  }
+
+  async deleteExpiredRemember(now: number): Promise<number> {
+    return this.statements.deleteExpiredRemember.run(now).changes;
+  }
+
+  private insertRemember(record: RememberRecord): void {
+    this.statements.insertRemember.run(
+      record.selector,
+      record.validatorHash,
+      record.userId,
+      record.createdAt,
+      record.expiresAt,
+      record.replacedBy,
+      record.replacedAt,
+    );
+  }
+}
+
+function userFromRow(row: UserRow): UserRecord {
+  return {
+    id: row.id,
+    username: row.username,
+    usernameKey: row.username_key,
+    passwordHash: row.password_hash,
+    createdAt: row.created_at,
+    disabled: row.disabled === 1,
+  };
+}
+
+function toRow(record: SessionRecord): Row {
+  return {
+    id: record.id,
+    user_id: record.userId,
+    created_at: record.createdAt,
+    last_seen_at: record.lastSeenAt,
+    idle_expires_at: record.idleExpiresAt,
+    absolute_expires_at: record.absoluteExpiresAt,
+    authenticated_at: record.authenticatedAt,
+    ip: record.ip,
+    user_agent: record.userAgent,
+    user: JSON.stringify(record.user),
+    data: JSON.stringify(record.data),
+  };
+}
+
+function fromRow(row: Row): SessionRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    idleExpiresAt: row.idle_expires_at,
+    absoluteExpiresAt: row.absolute_expires_at,
+    authenticatedAt: row.authenticated_at,
+    ip: row.ip,
+    userAgent: row.user_agent,
+    user: JSON.parse(row.user),
+    data: JSON.parse(row.data),
+  };
+}

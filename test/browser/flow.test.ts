@@ -1,0 +1,148 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ServeProcess, startServe, tempDir } from '../helpers/cli.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('../../artifacts/', import.meta.url));
+const PASSWORD = 'a long browser passphrase';
+
+const available = existsSync(CHROMIUM);
+if (!available) {
+  const reason = `browser tests need Debian's Chromium at ${CHROMIUM} (apt-get install chromium)`;
+  if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(reason);
+  console.warn(`skipping: ${reason}`);
+}
+
+describe.skipIf(!available)('the reference server in Chromium', () => {
+  const temp = tempDir();
+  let server: ServeProcess;
+  let browser: Browser;
+  let otherSite: Server;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    server = await startServe(['--allow-signup', '--db', temp.db]);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+      ],
+    });
+    // Another site (localhost is a different site from 127.0.0.1) that links to the server.
+    otherSite = createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html; charset=utf-8');
+      res.end(`<!doctype html><a id="go" href="${server.url}/sessions">my sessions</a>`);
+    });
+    await new Promise<void>((resolve) => otherSite.listen(0, '127.0.0.1', resolve));
+  });
+
+  afterAll(async () => {
+    await Promise.all(contexts.map((context) => context.close()));
+    await browser?.close();
+    await new Promise((resolve) => otherSite?.close(resolve));
+    await server?.stop();
+    temp.remove();
+  });
+
+  async function newPage(options: { javaScriptEnabled?: boolean } = {}): Promise<Page> {
+    const context = await browser.newContext(options);
+    contexts.push(context);
+    return context.newPage();
+  }
+
+  async function submitLogin(page: Page, username: string): Promise<void> {
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await Promise.all([
+      page.waitForURL(/\/dashboard$/),
+      page.getByRole('button', { name: 'Log in' }).click(),
+    ]);
+  }
+
+  it('sign-up, form login, cookie flags, sessions from two contexts, revoke, cross-site link, logout', async () => {
+    // Context A signs up.
+    const a = await newPage();
+    await a.goto(`${server.url}/signup`);
+    await a.getByLabel('Username').fill('Björk');
+    await a.getByLabel('Password').fill(PASSWORD);
+    await Promise.all([
+      a.waitForURL(/\/dashboard$/),
+      a.getByRole('button', { name: 'Create account' }).click(),
+    ]);
+    expect(await a.locator('main').textContent()).toContain('Signed in as Björk');
+
+    const [cookie] = await a.context().cookies();
+    expect(cookie).toMatchObject({
+      name: '__Host-session',
+      path: '/',
+      httpOnly: true,
+      secure: true,
+      sameSite: 'Strict',
+      expires: -1,
+    });
+    expect(cookie?.domain).toBe('127.0.0.1');
+    expect(await a.evaluate('document.cookie')).toBe('');
+
+    // Context B logs in through the form with JavaScript off; a wrong password first.
+    const b = await newPage({ javaScriptEnabled: false });
+    await b.goto(`${server.url}/dashboard`);
+    expect(new URL(b.url()).pathname + new URL(b.url()).search).toBe('/login?next=%2Fdashboard');
+    await b.getByLabel('Username').fill('björk');
+    await b.getByLabel('Password').fill('not the password');
+    await b.getByRole('button', { name: 'Log in' }).click();
+    await b.waitForLoadState();
+    expect((await b.getByRole('alert').textContent())?.trim()).toBe(
+      'Incorrect username or password.',
+    );
+    expect(await b.getByLabel('Username').inputValue()).toBe('björk');
+    expect(await b.getByLabel('Password').inputValue()).toBe('');
+    await b.screenshot({ path: `${ARTIFACTS}login.png`, fullPage: true });
+    await submitLogin(b, 'björk');
+    expect(await b.locator('main').textContent()).toContain('Signed in as Björk');
+    await b.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
+
+    // A sees both sessions, its own marked, and revokes B's.
+    await a.goto(`${server.url}/sessions`);
+    const rows = a.locator('tbody tr');
+    expect(await rows.count()).toBe(2);
+    expect(await a.locator('tr.current').textContent()).toContain('This device');
+    await a.screenshot({ path: `${ARTIFACTS}sessions.png`, fullPage: true });
+    await Promise.all([
+      a.waitForURL(/\/sessions$/),
+      a
+        .locator('tbody tr:not(.current)')
+        .getByRole('button', { name: /Revoke/ })
+        .click(),
+    ]);
+    expect(await a.locator('tbody tr').count()).toBe(1);
+
+    // B is logged out at its next navigation.
+    await b.goto(`${server.url}/profile`);
+    expect(new URL(b.url()).pathname).toBe('/login');
+    expect(await b.context().cookies()).toEqual([]);
+
+    // A link from another site arrives without the Strict cookie; the re-navigation page fixes it.
+    await a.goto(`http://localhost:${(otherSite.address() as AddressInfo).port}/`);
+    await Promise.all([a.waitForURL(/\/sessions\?renav=1$/), a.click('#go')]);
+    expect((await a.locator('h1').textContent())?.trim()).toBe('Your sessions');
+
+    // Logging out lands on the login page and forgets the cookie.
+    await Promise.all([
+      a.waitForURL(/\/login$/),
+      a.getByRole('button', { name: 'Log out' }).first().click(),
+    ]);
+    expect((await a.locator('h1').textContent())?.trim()).toBe('Log in');
+    expect(await a.context().cookies()).toEqual([]);
+    await a.goto(`${server.url}/dashboard`);
+    expect(new URL(a.url()).pathname).toBe('/login');
+  });
+});

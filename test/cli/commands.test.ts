@@ -1,0 +1,225 @@
+import { Latchkey } from 'latchkey';
+import { SqliteStore } from 'latchkey/stores/sqlite';
+import { afterAll, describe, expect, it } from 'vitest';
+import { addUser, runCli, tempDir } from '../helpers/cli.js';
+
+const PASSWORD = 'correct horse battery';
+const temp = tempDir();
+const db = ['--db', temp.db];
+afterAll(() => temp.remove());
+
+/** Opens the same SQLite file the CLI writes, as a server would. */
+async function withLatchkey<T>(
+  task: (auth: Latchkey, store: SqliteStore) => Promise<T>,
+): Promise<T> {
+  const store = new SqliteStore(temp.db);
+  try {
+    return await task(new Latchkey({ store, users: store }), store);
+  } finally {
+    await store.close();
+  }
+}
+
+const COMMANDS = [
+  'user add',
+  'user list',
+  'user remove',
+  'user passwd',
+  'user disable',
+  'user enable',
+  'sessions list',
+  'sessions revoke',
+  'sessions revoke-user',
+  'sweep',
+  'serve',
+];
+
+describe('latchkey CLI: help and exit codes', () => {
+  it.each(COMMANDS)('%s --help prints its usage and exits 0', async (command) => {
+    const result = await runCli([...command.split(' '), '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`Usage: latchkey ${command}`);
+    expect(result.stderr).toBe('');
+  });
+
+  it('--help and -h at the top list every command', async () => {
+    for (const flag of ['--help', '-h']) {
+      const result = await runCli([flag]);
+      expect(result.code).toBe(0);
+      for (const command of COMMANDS) expect(result.stdout).toContain(command);
+    }
+  });
+
+  it.each([
+    [[], /missing command/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['user'], /missing command/],
+    [['user', 'rename', 'a'], /unknown command "user rename"/],
+    [['user', 'add'], /expected <name>, got none/],
+    [['user', 'remove', 'a', 'b'], /expected <name>, got a b/],
+    [['sessions', 'list', '--user'], /--user/],
+    [['sweep', '--force'], /Unknown option '--force'/],
+  ])('usage error %j exits 2 with the reason on stderr', async (args, reason) => {
+    const result = await runCli([...args, ...db]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(reason);
+    expect(result.stdout).toBe('');
+  });
+
+  it('user add without --password-stdin and without a terminal is a usage error', async () => {
+    const result = await runCli(['user', 'add', 'ada', ...db]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--password-stdin/);
+  });
+});
+
+describe('latchkey user', () => {
+  it('add reads the password from stdin, stores an argon2id hash and never prints it', async () => {
+    const result = await runCli(['user', 'add', 'Ada', '--password-stdin', ...db], {
+      input: `${PASSWORD}\n`,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^created Ada \([0-9a-f-]{36}\)\n$/);
+    const hash = await withLatchkey(
+      async (_auth, store) => (await store.findUserByKey('ada'))?.passwordHash,
+    );
+    expect(hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    expect(result.stdout + result.stderr).not.toContain(PASSWORD);
+    const login = await withLatchkey((auth) => auth.login({ username: 'ada', password: PASSWORD }));
+    expect(login.ok).toBe(true);
+  });
+
+  it('add refuses a taken name (any case), a short password and a bad name with exit 1', async () => {
+    await addUser(temp.db, 'taken', PASSWORD);
+    const taken = await runCli(['user', 'add', 'TAKEN', '--password-stdin', ...db], {
+      input: PASSWORD,
+    });
+    expect(taken).toMatchObject({ code: 1, stderr: 'latchkey: That username is taken.\n' });
+    const short = await runCli(['user', 'add', 'shorty', '--password-stdin', ...db], {
+      input: 'short\n',
+    });
+    expect(short.code).toBe(1);
+    expect(short.stderr).toMatch(/at least 8 characters/);
+    const bad = await runCli(['user', 'add', 'tab\tname', '--password-stdin', ...db], {
+      input: PASSWORD,
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/Username must be/);
+  });
+
+  it('list shows accounts as a table or JSON lines, never a hash', async () => {
+    await addUser(temp.db, 'lister', PASSWORD);
+    const table = await runCli(['user', 'list', ...db]);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^USERNAME\s+ID\s+CREATED\s+STATUS$/);
+    expect(table.stdout).toMatch(/lister\s+[0-9a-f-]{36}\s+\S+Z\s+active/);
+    const json = await runCli(['user', 'list', '--json', ...db]);
+    const users = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(users.find((user) => user.username === 'lister')).toMatchObject({ disabled: false });
+    expect(json.stdout).not.toContain('argon2');
+  });
+
+  it('disable ends every session and blocks login; enable allows it again', async () => {
+    await addUser(temp.db, 'dis', PASSWORD);
+    await withLatchkey((auth) => auth.login({ username: 'dis', password: PASSWORD }));
+    const result = await runCli(['user', 'disable', 'dis', ...db]);
+    expect(result).toMatchObject({ code: 0, stdout: 'disabled dis; their sessions were ended\n' });
+    await withLatchkey(async (auth) => {
+      const user = await auth.findUser('dis');
+      expect(user?.disabled).toBe(true);
+      expect(await auth.listSessions(user?.id ?? '')).toEqual([]);
+      expect((await auth.login({ username: 'dis', password: PASSWORD })).ok).toBe(false);
+    });
+    expect((await runCli(['user', 'enable', 'dis', ...db])).code).toBe(0);
+    const login = await withLatchkey((auth) => auth.login({ username: 'dis', password: PASSWORD }));
+    expect(login.ok).toBe(true);
+  });
+
+  it('passwd sets a new password and ends the sessions; remove deletes the account', async () => {
+    await addUser(temp.db, 'pw', PASSWORD);
+    await withLatchkey((auth) => auth.login({ username: 'pw', password: PASSWORD }));
+    const changed = await runCli(['user', 'passwd', 'pw', '--password-stdin', ...db], {
+      input: 'another long passphrase\r\n',
+    });
+    expect(changed.code).toBe(0);
+    await withLatchkey(async (auth) => {
+      expect(await auth.listSessions((await auth.findUser('pw'))?.id ?? '')).toEqual([]);
+      expect((await auth.login({ username: 'pw', password: PASSWORD })).ok).toBe(false);
+      expect((await auth.login({ username: 'pw', password: 'another long passphrase' })).ok).toBe(
+        true,
+      );
+    });
+    expect((await runCli(['user', 'remove', 'pw', ...db])).stdout).toBe('removed pw\n');
+    expect(await withLatchkey((auth) => auth.findUser('pw'))).toBeNull();
+  });
+
+  it.each([['remove'], ['passwd'], ['disable'], ['enable']])(
+    'user %s on an unknown name exits 1',
+    async (command) => {
+      const password = command === 'passwd' ? ['--password-stdin'] : [];
+      const result = await runCli(['user', command, 'nobody', ...password, ...db], {
+        input: PASSWORD,
+      });
+      expect(result).toMatchObject({ code: 1, stderr: 'latchkey: no user named "nobody"\n' });
+    },
+  );
+});
+
+describe('latchkey sessions and sweep', () => {
+  it('list, revoke and revoke-user act on the shared file', async () => {
+    await addUser(temp.db, 'sess', PASSWORD);
+    const [a, b] = await withLatchkey(async (auth) => [
+      await auth.login(
+        { username: 'sess', password: PASSWORD },
+        { ip: '203.0.113.5', userAgent: 'Lynx' },
+      ),
+      await auth.login({ username: 'sess', password: PASSWORD }),
+    ]);
+    if (!a?.ok || !b?.ok) throw new Error('login failed');
+
+    const listed = await runCli(['sessions', 'list', '--user', 'sess', ...db]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split('\n')[0]).toMatch(
+      /^ID\s+USER\s+CREATED\s+LAST SEEN\s+IP\s+USER AGENT$/,
+    );
+    expect(listed.stdout).toContain(a.session.id);
+    expect(listed.stdout).toMatch(/203\.0\.113\.5\s+Lynx/);
+    const all = await runCli(['sessions', 'list', '--json', ...db]);
+    expect(all.stdout).toContain(b.session.id);
+
+    expect((await runCli(['sessions', 'revoke', a.session.id, ...db])).stdout).toBe(
+      'revoked 1 session\n',
+    );
+    const again = await runCli(['sessions', 'revoke', a.session.id, ...db]);
+    expect(again.code).toBe(1);
+    const revoked = await runCli(['sessions', 'revoke-user', 'sess', ...db]);
+    expect(revoked.stdout).toBe('revoked 1 session of sess\n');
+    expect(await withLatchkey((auth) => auth.listSessions(b.session.userId))).toEqual([]);
+    const unknown = await runCli(['sessions', 'list', '--user', 'nobody', ...db]);
+    expect(unknown.code).toBe(1);
+  });
+
+  it('sweep deletes expired sessions and prints how many', async () => {
+    const store = new SqliteStore(temp.db);
+    const past = new Latchkey({
+      store,
+      users: store,
+      idleTimeout: '1s',
+      clock: () => Date.now() - 60_000,
+    });
+    await past.create('sweep-user');
+    await past.create('sweep-user');
+    await store.close();
+    const result = await runCli(['sweep', ...db]);
+    expect(result).toMatchObject({ code: 0, stdout: '2\n' });
+    expect((await runCli(['sweep', ...db])).stdout).toBe('0\n');
+  });
+
+  it('LATCHKEY_DB is the default database, like --db', async () => {
+    const result = await runCli(['user', 'list', '--json'], { env: { LATCHKEY_DB: temp.db } });
+    expect(result.stdout).toContain('"username":"sess"');
+  });
+});

@@ -1,0 +1,208 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createClient } from 'redis';
+
+const run = promisify(execFile);
+
+/** The shared Redis the tests use unless told otherwise. */
+export const REDIS_URL = process.env.LATCHKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A prefix no other run uses. */
+export function randomPrefix(): string {
+  return `latchkey-test:${randomBytes(6).toString('hex')}:`;
+}
+
+/** Null when Redis answers PING at `url`, else why not. */
+export async function redisUnavailable(url = REDIS_URL): Promise<string | null> {
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { connectTimeout: 1000, reconnectStrategy: false },
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.ping();
+    return null;
+  } catch (error) {
+    return `no Redis at ${url} (${error instanceof Error ? error.message : String(error)})`;
+  } finally {
+    if (client.isOpen) client.destroy();
+  }
+}
+
+/** Null when the redis-server binary can be run, else why not. */
+export async function redisServerUnavailable(): Promise<string | null> {
+  try {
+    await run('redis-server', ['--version']);
+    await run('redis-cli', ['--version']);
+    return null;
+  } catch {
+    return 'redis-server / redis-cli binaries not found on PATH';
+  }
+}
+
+/** Deletes every key under `prefix` (UNLINK in batches), on one server. */
+export async function deletePrefix(url: string, prefix: string): Promise<void> {
+  const client = createClient({ url, socket: { reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await unlinkMatching(client, prefix);
+  } finally {
+    client.destroy();
+  }
+}
+
+type ScanningClient = {
+  scanIterator(options: { MATCH: string; COUNT: number }): AsyncIterable<string[]>;
+  unlink(keys: string[]): Promise<unknown>;
+};
+
+export async function unlinkMatching(client: ScanningClient, prefix: string): Promise<void> {
+  for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+    // One key per UNLINK: on a cluster node the keys of a batch lie in different slots.
+    await Promise.all(keys.map((key) => client.unlink([key])));
+  }
+}
+
+/** A loopback TCP port nobody listens on (and, for a cluster bus, port + 10000 too). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    if (port > 0 && port < 55_000) return port;
+  }
+}
+
+/** A redis-server of its own (own port, own directory, append-only file on), for tests that stop it. */
+export class PrivateRedis {
+  readonly dir = mkdtempSync(join(tmpdir(), 'latchkey-redis-'));
+  private process: ChildProcess | null = null;
+
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: string[],
+  ) {}
+
+  static async start(extraArgs: string[] = []): Promise<PrivateRedis> {
+    const server = new PrivateRedis(await freePort(), extraArgs);
+    await server.resume();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts (or restarts) the server on the same port and directory; resolves once it answers. */
+  async resume(): Promise<void> {
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      ...this.extraArgs,
+    ];
+    this.process = spawn('redis-server', args, { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if ((await redisUnavailable(this.url)) === null) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`private redis-server on port ${this.port} did not start`);
+  }
+
+  /** Stops the server (SIGTERM: it writes its append-only file first) and waits for the exit. */
+  async stop(): Promise<void> {
+    const child = this.process;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+    this.process = null;
+  }
+
+  /** Calls `command` on the server with redis-cli and gives its output. */
+  async cli(...command: string[]): Promise<string> {
+    const { stdout } = await run('redis-cli', ['-p', String(this.port), ...command]);
+    return stdout;
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    if (existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Three masters, no replicas, from the redis-server binary, each on its own loopback port. */
+export class PrivateCluster {
+  private constructor(readonly nodes: PrivateRedis[]) {}
+
+  static async start(): Promise<PrivateCluster> {
+    const nodes: PrivateRedis[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        nodes.push(
+          await PrivateRedis.start([
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            'nodes.conf',
+            '--cluster-node-timeout',
+            '2000',
+          ]),
+        );
+      }
+      await run('redis-cli', [
+        '--cluster',
+        'create',
+        ...nodes.map((node) => `127.0.0.1:${node.port}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ]);
+      const cluster = new PrivateCluster(nodes);
+      await cluster.waitUntilOk();
+      return cluster;
+    } catch (error) {
+      await Promise.all(nodes.map((node) => node.destroy()));
+      throw error;
+    }
+  }
+
+  get rootNodes(): { url: string }[] {
+    return this.nodes.map((node) => ({ url: node.url }));
+  }
+
+  private async waitUntilOk(): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const states = await Promise.all(this.nodes.map((node) => node.cli('cluster', 'info')));
+      if (states.every((info) => info.includes('cluster_state:ok'))) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error('the private cluster never reached cluster_state:ok');
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.destroy()));
+  }
+}

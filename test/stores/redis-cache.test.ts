@@ -1,0 +1,79 @@
+import { Latchkey } from 'latchkey';
+import { RedisStore } from 'latchkey/stores/redis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../helpers/clock.js';
+import {
+  deletePrefix,
+  REDIS_URL,
+  randomPrefix,
+  redisUnavailable,
+} from '../helpers/redis-server.js';
+
+let prefix = '';
+let stores: RedisStore[] = [];
+
+beforeEach(async (context) => {
+  const reason = await redisUnavailable();
+  if (reason) {
+    if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(reason);
+    console.warn(`skipping: ${reason}`);
+    context.skip();
+  }
+  prefix = randomPrefix();
+  // Two stores, two connections: as two latchkey processes sharing one Redis.
+  stores = await Promise.all([
+    RedisStore.connect(REDIS_URL, { prefix, cache: true }),
+    RedisStore.connect(REDIS_URL, { prefix, cache: { maxEntries: 100 } }),
+  ]);
+});
+afterEach(async () => {
+  await Promise.all(stores.map((store) => store.close()));
+  stores = [];
+  if (prefix) await deletePrefix(REDIS_URL, prefix);
+});
+
+describe('Redis validation cache', () => {
+  it('a logout on one process is seen by another at its very next validation (100 times)', async () => {
+    const [a, b] = stores as [RedisStore, RedisStore];
+    const onA = new Latchkey({ store: a });
+    const onB = new Latchkey({ store: b });
+    for (let i = 0; i < 100; i++) {
+      const { token } = await onA.create(`user-${i % 7}`);
+      expect((await onA.validate(token)).session).not.toBeNull();
+      expect((await onA.validate(token)).session).not.toBeNull();
+      expect((await onB.validate(token)).session).not.toBeNull();
+      await onB.logout(token);
+      expect((await onA.validate(token)).reason).toBe('not_found');
+      expect((await onB.validate(token)).reason).toBe('not_found');
+    }
+    expect(a.cache?.stats().hitCount).toBeGreaterThan(0);
+  });
+
+  it('a touch and a revoke-all on one process reach the other process’s cache at once', async () => {
+    const [a, b] = stores as [RedisStore, RedisStore];
+    const clock = new FakeClock(Date.now());
+    const onA = new Latchkey({ store: a, clock: clock.now });
+    const onB = new Latchkey({ store: b, clock: clock.now });
+    for (let i = 0; i < 50; i++) {
+      const { token, session } = await onA.create('ada');
+      await onA.validate(token);
+      clock.advance(2 * 60_000);
+      const refreshed = await onB.validate(token);
+      expect(refreshed.session?.lastSeenAt).toBe(clock.time);
+      expect((await onA.validate(token)).session?.lastSeenAt).toBe(clock.time);
+      await onB.revokeAllForUser('ada');
+      expect((await onA.validate(token)).reason).toBe('not_found');
+      expect(await a.get(session.id)).toBeNull();
+    }
+  });
+
+  it('keeps at most maxEntries records', async () => {
+    const b = stores[1] as RedisStore;
+    const auth = new Latchkey({ store: b });
+    for (let i = 0; i < 150; i++) {
+      const { token } = await auth.create('many');
+      await auth.validate(token);
+    }
+    expect(b.cache?.size()).toBeLessThanOrEqual(100);
+  });
+});
