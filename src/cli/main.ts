@@ -9,7 +9,7 @@ import {
 } from '../index.js';
 import { readServeConfig, SERVE_USAGE } from '../server/config.js';
 import { startServer } from '../server/serve.js';
-import { SqliteStore } from '../stores/sqlite.js';
+import { type OpenedStore, openStore, redact } from '../server/store.js';
 import { Failure, UsageError } from './errors.js';
 import { readPassword } from './password.js';
 
@@ -17,7 +17,8 @@ import { readPassword } from './password.js';
 const FAILED = 1;
 const USAGE_ERROR = 2;
 
-const DB_HELP = '  --db FILE          SQLite file (default ./latchkey.db, or LATCHKEY_DB)';
+const DB_HELP = `  --db FILE          SQLite file (default ./latchkey.db, or LATCHKEY_DB)
+  --store URL        redis://… or postgres://… instead of SQLite (or LATCHKEY_STORE)`;
 const HELP = '  -h, --help         show this help';
 
 const USAGE = `Usage: latchkey <command> [options]
@@ -35,8 +36,9 @@ Commands:
   sessions revoke-user <name>    end all of a user's sessions
   sweep                          delete expired sessions and print how many
 
-Every command takes --db FILE (default ./latchkey.db, or LATCHKEY_DB) and --help.
-Changes take effect on a running server that uses the same file at its next request.`;
+Every command takes --db FILE (default ./latchkey.db, or LATCHKEY_DB), --store URL
+(redis://… or postgres://…, or LATCHKEY_STORE) and --help.
+Changes take effect on a running server that uses the same store at its next request.`;
 
 interface Command {
   readonly usage: string;
@@ -47,7 +49,7 @@ interface Command {
 
 interface CommandInput {
   readonly auth: Latchkey;
-  readonly store: SqliteStore;
+  readonly store: OpenedStore;
   readonly args: readonly string[];
   readonly values: Record<string, string | boolean | undefined>;
 }
@@ -211,6 +213,7 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
       allowPositionals: true,
       options: {
         db: { type: 'string' },
+        store: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         ...command.options,
       },
@@ -230,7 +233,14 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
     return USAGE_ERROR;
   }
 
-  const store = new SqliteStore(dbPath(values.db));
+  let store: OpenedStore;
+  try {
+    store = await openStore({ db: dbPath(values.db), store: storeUrl(values.store) });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    fail(error.message);
+    return FAILED;
+  }
   try {
     await command.run({ auth: new Latchkey({ store, users: store }), store, args, values });
     return 0;
@@ -269,7 +279,7 @@ async function serve(argv: readonly string[]): Promise<number> {
     return error instanceof ConfigError ? USAGE_ERROR : FAILED;
   }
   print(
-    `latchkey listening on ${running.url} (database ${config.db}, sign-up ${config.allowSignup ? 'on' : 'off'})`,
+    `latchkey listening on ${running.url} (store ${config.store ? redact(config.store) : config.db}${config.cache ? ' with cache' : ''}, sign-up ${config.allowSignup ? 'on' : 'off'})`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
@@ -287,6 +297,10 @@ async function findUser(auth: Latchkey, name: string | undefined): Promise<UserI
 
 function dbPath(flag: string | boolean | undefined): string {
   return typeof flag === 'string' ? flag : (process.env.LATCHKEY_DB ?? './latchkey.db');
+}
+
+function storeUrl(flag: string | boolean | undefined): string | undefined {
+  return (typeof flag === 'string' ? flag : process.env.LATCHKEY_STORE) || undefined;
 }
 
 function iso(ms: number): string {

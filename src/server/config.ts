@@ -6,6 +6,9 @@ export interface ServeConfig {
   readonly host: string;
   readonly port: number;
   readonly db: string;
+  /** Redis or PostgreSQL URL; SQLite `db` when absent. */
+  readonly store: string | undefined;
+  readonly cache: boolean;
   /** Milliseconds. */
   readonly idleTimeout: number;
   readonly absoluteTimeout: number;
@@ -24,6 +27,8 @@ Options (each also read from the environment variable shown):
   --host HOST              address to listen on (LATCHKEY_HOST, default 127.0.0.1)
   --port PORT              port, 0 for any free one (LATCHKEY_PORT, default 3000)
   --db FILE                SQLite file (LATCHKEY_DB, default ./latchkey.db)
+  --store URL              redis://… or postgres://… instead of SQLite (LATCHKEY_STORE)
+  --cache                  validation cache in front of Redis or PostgreSQL (LATCHKEY_CACHE=1)
   --idle-timeout DUR       inactivity that ends a session (LATCHKEY_IDLE_TIMEOUT, default 30m)
   --absolute-timeout DUR   lifetime of a session (LATCHKEY_ABSOLUTE_TIMEOUT, default 12h)
   --touch-interval DUR     least time between refresh writes (LATCHKEY_TOUCH_INTERVAL, default 1m)
@@ -41,6 +46,8 @@ const OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   db: { type: 'string' },
+  store: { type: 'string' },
+  cache: { type: 'boolean' },
   'idle-timeout': { type: 'string' },
   'absolute-timeout': { type: 'string' },
   'touch-interval': { type: 'string' },
@@ -80,6 +87,8 @@ export function readServeConfig(
     host,
     port: readPort(pick('port') ?? '3000'),
     db: pick('db') ?? './latchkey.db',
+    store: pick('store') || undefined,
+    cache: readBoolean(pick('cache'), '--cache'),
     idleTimeout: parseDuration(pick('idle-timeout') ?? '30m', '--idle-timeout'),
     absoluteTimeout: parseDuration(pick('absolute-timeout') ?? '12h', '--absolute-timeout'),
     touchInterval: parseDuration(pick('touch-interval') ?? '1m', '--touch-interval'),

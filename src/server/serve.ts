@@ -1,9 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Latchkey } from '../index.js';
-import { SqliteStore } from '../stores/sqlite.js';
 import { createApp } from './app.js';
 import type { ServeConfig } from './config.js';
+import { openStore } from './store.js';
 
 export interface RunningServer {
   /** Where the server listens, e.g. `http://127.0.0.1:3000`. */
@@ -15,9 +15,9 @@ export interface RunningServer {
 /** Requests still running this long after a shutdown began are cut off. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** Opens the SQLite store and listens. Rejects when the file cannot be opened or the port is taken. */
+/** Opens the store and listens. Rejects when the store cannot be opened or the port is taken. */
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
-  const store = new SqliteStore(config.db);
+  const store = await openStore(config);
   let server: ReturnType<typeof createServer>;
   try {
     const latchkey = new Latchkey({
