@@ -24,11 +24,14 @@ export {
   type LoginContext,
   type LoginResult,
   RETRY_AFTER_SECONDS,
+  type Reauthentication,
+  type RememberOptions,
   type RequestInfo,
   requestInfoOf,
   type SignupResult,
   type StartedSession,
   safeNextPath,
+  type Throttled,
   toResponse,
   type UserInfo,
   type VerifyCredentials,
@@ -57,4 +60,5 @@ export type {
   UserRecord,
   UserStore,
 } from './core/store.js';
+export type { LoginThrottleOptions } from './core/throttle.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';

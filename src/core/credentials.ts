@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { type Algorithm, hash, verify } from '@node-rs/argon2';
 import { LatchkeyError } from './errors.js';
@@ -19,7 +20,7 @@ const FORBIDDEN_IN_USERNAME = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 export class CredentialError extends LatchkeyError {
   override name = 'CredentialError';
   constructor(
-    readonly code: 'invalid_username' | 'invalid_password' | 'username_taken',
+    readonly code: 'invalid_username' | 'invalid_password' | 'weak_password' | 'username_taken',
     message: string,
   ) {
     super(message);
@@ -76,7 +77,22 @@ export function checkNewPassword(value: unknown): asserts value is string {
       `Password must be at least ${PASSWORD_MIN_LENGTH} characters.`,
     );
   }
+  if (isCommonPassword(value as string)) {
+    throw new CredentialError(
+      'weak_password',
+      'That password is one of the most commonly used; choose another.',
+    );
+  }
 }
+
+/** True for the 10,000 most common passwords (data/common-passwords.txt), in any letter case. */
+export function isCommonPassword(password: string): boolean {
+  commonPasswords ??= new Set(
+    readFileSync(new URL('../../data/common-passwords.txt', import.meta.url), 'utf8').split('\n'),
+  );
+  return commonPasswords.has(password.normalize('NFC').toLowerCase());
+}
+let commonPasswords: Set<string> | undefined;
 
 /** Hashes a password with argon2id and a fresh random salt; gives the PHC string. */
 export function hashPassword(password: string): Promise<string> {

@@ -11,9 +11,19 @@ import {
   verifyDummyPassword,
   verifyPassword,
 } from './credentials.js';
+import { type Duration, parseDuration } from './duration.js';
 import { ConfigError, StoreUnavailableError } from './errors.js';
+import { RememberTokens } from './remember.js';
 import { type NewSession, type SessionOptions, Sessions } from './sessions.js';
-import type { JsonObject, SessionRecord, UserRecord, UserStore } from './store.js';
+import type {
+  JsonObject,
+  RememberStore,
+  SessionRecord,
+  ThrottleStore,
+  UserRecord,
+  UserStore,
+} from './store.js';
+import { LoginThrottle, type LoginThrottleOptions } from './throttle.js';
 
 /**
  * Checks a password against an app's own user table. Gives the user id (and optionally the
@@ -33,12 +43,36 @@ export interface LatchkeyOptions extends SessionOptions {
   users?: UserStore;
   /** For apps with their own user table. Excludes `users`. */
   verifyCredentials?: VerifyCredentials;
+  /** Login attempt limits per account and per IP, counted in `store`. Off when absent. */
+  throttle?: { store: ThrottleStore } & LoginThrottleOptions;
+  /** "Remember me" tokens, issued when a login asks for them. Off when absent. */
+  remember?: RememberOptions;
+  /**
+   * How long after a password login sensitive changes (password, revoking sessions, disabling the
+   * account) go through without asking for the password again. Default `"10m"`.
+   */
+  reauthWindow?: Duration;
 }
+
+export interface RememberOptions {
+  store: RememberStore;
+  /** Default `"__Host-remember"`. */
+  cookieName?: string;
+  /** Life of a token chain from its password login; rotation never extends it. Default and most `"30d"`. */
+  maxAge?: Duration;
+}
+
+/** NIST SP 800-63B 7.2 (AAL1 reauthentication): remember-me lasts at most 30 days. */
+const REMEMBER_MAX_MS = 30 * 24 * 3_600_000;
+/** A rotated remember-me token still yields its successor this long: parallel tabs stay in. */
+const REMEMBER_GRACE_MS = 10_000;
 
 /** What a login or sign-up reads from untrusted input (a form or JSON body). */
 export interface Credentials {
   readonly username?: unknown;
   readonly password?: unknown;
+  /** `true` asks for a remember-me token (when configured); anything else does not. */
+  readonly remember?: unknown;
 }
 
 /** The request a login comes from. */
@@ -58,7 +92,24 @@ export type LoginResult =
        * `invalid_credentials`: unknown user, wrong password or disabled account, never told apart.
        */
       readonly error: 'invalid_credentials' | 'invalid_request';
-    };
+    }
+  | Throttled;
+
+/** Too many recent attempts on this account or from this IP; nothing was checked. */
+export interface Throttled {
+  readonly ok: false;
+  readonly error: 'too_many_attempts';
+  readonly retryAfterSeconds: number;
+}
+
+/**
+ * A sensitive change may go ahead: `session` is the caller's session, rotated (with new cookies
+ * in `setCookie`) when the password was just confirmed.
+ */
+export type Reauthentication =
+  | { readonly ok: true; readonly session: SessionRecord; readonly setCookie: readonly string[] }
+  | { readonly ok: false; readonly error: 'reauthentication_required' }
+  | Throttled;
 
 export type SignupResult =
   | (StartedSession & { readonly ok: true; readonly user: JsonObject })
@@ -92,6 +143,9 @@ export interface RequestInfo {
   readonly cookie: string | null;
   readonly accept: string | null;
   readonly secFetchMode: string | null;
+  /** Recorded on a session restored from a remember-me cookie. */
+  readonly ip?: string | null;
+  readonly userAgent?: string | null;
 }
 
 /** A framework-free HTTP answer for a request that may not proceed. */
@@ -128,9 +182,15 @@ export const RETRY_AFTER_SECONDS = 5;
 /** The session engine plus cookies and request-level answers; no HTTP framework involved. */
 export class Latchkey extends Sessions {
   readonly sessionCookie: HostCookie;
+  /** The remember-me cookie, or null when remember-me is off. */
+  readonly rememberCookie: HostCookie | null;
   readonly loginPath: string;
+  readonly reauthWindow: number;
   private readonly users: UserStore | null;
   private readonly verifyCredentials: VerifyCredentials | null;
+  private readonly throttle: LoginThrottle | null;
+  private readonly remember: RememberTokens | null;
+  private readonly rememberStore: RememberStore | null;
 
   constructor(options: LatchkeyOptions) {
     super(options);
@@ -146,6 +206,32 @@ export class Latchkey extends Sessions {
     }
     this.users = options.users ?? null;
     this.verifyCredentials = options.verifyCredentials ?? null;
+    this.reauthWindow = parseDuration(options.reauthWindow ?? '10m', 'reauthWindow');
+    const { throttle, remember } = options;
+    if (throttle && typeof throttle.store?.consumeAttempt !== 'function') {
+      throw new ConfigError('throttle.store: must be a ThrottleStore');
+    }
+    this.throttle = throttle ? new LoginThrottle(throttle.store, this.now, throttle) : null;
+    if (remember && typeof remember.store?.rotateRemember !== 'function') {
+      throw new ConfigError('remember.store: must be a RememberStore');
+    }
+    const lifetimeMs = parseDuration(remember?.maxAge ?? '30d', 'remember.maxAge');
+    if (lifetimeMs > REMEMBER_MAX_MS) throw new ConfigError('remember.maxAge: at most 30d');
+    this.rememberStore = remember?.store ?? null;
+    this.rememberCookie = remember
+      ? new HostCookie(remember.cookieName ?? '__Host-remember')
+      : null;
+    this.remember =
+      remember && this.rememberCookie
+        ? new RememberTokens(remember.store, this.rememberCookie, {
+            lifetimeMs,
+            graceMs: REMEMBER_GRACE_MS,
+            now: this.now,
+          })
+        : null;
+    if (this.rememberCookie?.name === this.sessionCookie.name) {
+      throw new ConfigError('remember.cookieName: must differ from cookieName');
+    }
   }
 
   /**
@@ -155,14 +241,107 @@ export class Latchkey extends Sessions {
   async login(credentials: Credentials, context: LoginContext = {}): Promise<LoginResult> {
     const input = readLoginInput(credentials);
     if (!input) return { ok: false, error: 'invalid_request' };
+    const throttleKey = usernameKey(input.username);
+    const throttled = await this.countAttempt(throttleKey, null, context);
+    if (throttled) return throttled;
     const check = await this.checkCredentials(input.username, input.password);
     if (!check.user) {
       this.emit({ type: 'login_failed', userId: check.userId, ip: context.ip ?? null });
       return { ok: false, error: 'invalid_credentials' };
     }
+    await this.attemptSucceeded(throttleKey);
     const result = await this.startLoggedIn(check.userId, check.user, context);
     this.emit({ type: 'login_succeeded', session: result.session, via: 'password' });
-    return result;
+    if (credentials.remember !== true || !this.remember) return result;
+    const remember = this.remember;
+    const rememberCookie = await this.call(() => remember.issue(check.userId));
+    return { ...result, setCookie: [...result.setCookie, rememberCookie] };
+  }
+
+  /**
+   * Whether the user behind `session` may make a sensitive change now: yes after a password login
+   * within `reauthWindow` (a remember-me login does not count), or when `password` is theirs —
+   * which renews the session id and its authentication time. Password guesses count against the
+   * account's login limit.
+   */
+  async reauthenticate(
+    session: SessionRecord,
+    password: unknown,
+    context: LoginContext = {},
+  ): Promise<Reauthentication> {
+    if (this.now() - session.authenticatedAt <= this.reauthWindow) {
+      return { ok: true, session, setCookie: [] };
+    }
+    const problem = passwordProblem(password);
+    if (problem === 'missing' || problem === 'too_long') {
+      return { ok: false, error: 'reauthentication_required' };
+    }
+    const account = await this.accountOf(session);
+    if (!account) return { ok: false, error: 'reauthentication_required' };
+    const throttled = await this.countAttempt(account.key, session.userId, context);
+    if (throttled) return throttled;
+    if (!(await account.verify(password as string))) {
+      this.emit({ type: 'login_failed', userId: session.userId, ip: context.ip ?? null });
+      return { ok: false, error: 'reauthentication_required' };
+    }
+    await this.attemptSucceeded(account.key);
+    const rotated = await this.rotateSession(session, { authenticatedAt: this.now() });
+    return { ok: true, ...rotated };
+  }
+
+  /** Ends every session and remember-me token of the user ("log out everywhere"). */
+  async logoutEverywhere(userId: string): Promise<void> {
+    await this.revokeAllForUser(userId);
+    await this.forgetRemembered(userId);
+  }
+
+  /** Counts a login attempt; gives the refusal when over a limit, else null. */
+  private async countAttempt(
+    key: string,
+    userId: string | null,
+    context: LoginContext,
+  ): Promise<Throttled | null> {
+    const throttle = this.throttle;
+    if (!throttle) return null;
+    const ip = context.ip ?? null;
+    const outcome = await this.call(() => throttle.attempt(key, ip));
+    if (outcome.allowed) return null;
+    const { retryAfterSeconds } = outcome;
+    this.emit({ type: 'login_throttled', userId, ip, retryAfterSeconds });
+    return { ok: false, error: 'too_many_attempts', retryAfterSeconds };
+  }
+
+  private async attemptSucceeded(key: string): Promise<void> {
+    const throttle = this.throttle;
+    if (throttle) await this.call(() => throttle.succeeded(key));
+  }
+
+  /** How to check the password of the account behind a session, or null when it is gone. */
+  private async accountOf(
+    session: SessionRecord,
+  ): Promise<{ key: string; verify(password: string): Promise<boolean> } | null> {
+    if (this.verifyCredentials) {
+      const verifyCredentials = this.verifyCredentials;
+      const username = session.user.username;
+      if (typeof username !== 'string') return null;
+      return {
+        key: usernameKey(username),
+        verify: async (password) =>
+          (await verifyCredentials(username, password))?.userId === session.userId,
+      };
+    }
+    const users = this.requireUsers();
+    const record = await this.call(() => users.findUserById(session.userId));
+    if (!record || record.disabled) return null;
+    return {
+      key: record.usernameKey,
+      verify: (password) => verifyPassword(record.passwordHash, password),
+    };
+  }
+
+  private async forgetRemembered(userId: string): Promise<void> {
+    const store = this.rememberStore;
+    if (store) await this.call(() => store.deleteRememberByUser(userId));
   }
 
   /** Creates an account (see {@link createUser}) and logs it in. */
@@ -235,6 +414,7 @@ export class Latchkey extends Sessions {
     const passwordHash = await hashPassword(password);
     if (!(await this.call(() => users.updateUser(userId, { passwordHash })))) return false;
     await this.revokeAllForUser(userId, { except: options.keepSession });
+    await this.forgetRemembered(userId);
     return true;
   }
 
@@ -242,7 +422,7 @@ export class Latchkey extends Sessions {
   async disableUser(userId: string): Promise<boolean> {
     const users = this.requireUsers();
     if (!(await this.call(() => users.updateUser(userId, { disabled: true })))) return false;
-    await this.revokeAllForUser(userId);
+    await this.logoutEverywhere(userId);
     return true;
   }
 
@@ -256,7 +436,7 @@ export class Latchkey extends Sessions {
   async deleteUser(userId: string): Promise<boolean> {
     const users = this.requireUsers();
     if (!(await this.call(() => users.deleteUser(userId)))) return false;
-    await this.revokeAllForUser(userId);
+    await this.logoutEverywhere(userId);
     return true;
   }
 
@@ -307,25 +487,26 @@ export class Latchkey extends Sessions {
    */
   async authenticate(request: Request | RequestInfo): Promise<Authentication> {
     const info = request instanceof Request ? requestInfoOf(request) : request;
-    const cookie = this.sessionCookie.read(info.cookie);
-    if (cookie.value === null) {
-      const setCookie = cookie.reason === 'malformed' ? [this.sessionCookie.blank()] : [];
-      return {
-        ok: false,
-        reason: cookie.reason,
-        setCookie,
-        denial: this.deny(info, cookie.reason),
-      };
-    }
     try {
-      const { session, reason } = await this.validate(cookie.value);
-      if (session) return { ok: true, session, user: session.user, setCookie: [] };
-      return {
-        ok: false,
-        reason,
-        setCookie: [this.sessionCookie.blank()],
-        denial: this.deny(info, reason),
-      };
+      const cookie = this.sessionCookie.read(info.cookie);
+      let reason: 'missing' | 'malformed' | 'not_found' | 'expired' = cookie.reason ?? 'missing';
+      const setCookie: string[] = [];
+      if (cookie.value !== null) {
+        const validation = await this.validate(cookie.value);
+        if (validation.session) {
+          const { session } = validation;
+          return { ok: true, session, user: session.user, setCookie: [] };
+        }
+        reason = validation.reason;
+      }
+      if (reason !== 'missing') setCookie.push(this.sessionCookie.blank());
+      const restored = await this.restoreRemembered(info);
+      if (restored.session) {
+        const { session } = restored;
+        return { ok: true, session, user: session.user, setCookie: restored.setCookie };
+      }
+      setCookie.push(...restored.setCookie);
+      return { ok: false, reason, setCookie, denial: this.deny(info, reason) };
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       return {
@@ -335,6 +516,52 @@ export class Latchkey extends Sessions {
         denial: this.deny(info, 'unavailable'),
       };
     }
+  }
+
+  /**
+   * A new session from the request's remember-me cookie (rotating the token), or none, with the
+   * cookies to set. A replayed rotated token is theft: the user is logged out everywhere.
+   */
+  private async restoreRemembered(
+    info: RequestInfo,
+  ): Promise<{ session: SessionRecord | null; setCookie: readonly string[] }> {
+    const remember = this.remember;
+    const cookie = this.rememberCookie;
+    if (!remember || !cookie) return { session: null, setCookie: [] };
+    const read = cookie.read(info.cookie);
+    if (read.value === null) {
+      return { session: null, setCookie: read.reason === 'malformed' ? [cookie.blank()] : [] };
+    }
+    const value = read.value;
+    const check = await this.call(() => remember.use(value));
+    if (check.status === 'theft') {
+      await this.logoutEverywhere(check.userId);
+      this.emit({ type: 'theft_detected', userId: check.userId });
+    }
+    if (check.status !== 'valid') return { session: null, setCookie: [cookie.blank()] };
+    const { userId } = check.record;
+    const user = await this.rememberedUser(userId);
+    if (!user) {
+      await this.forgetRemembered(userId);
+      return { session: null, setCookie: [cookie.blank()] };
+    }
+    const { session, token } = await this.create(userId, {
+      user,
+      ip: info.ip ?? null,
+      userAgent: info.userAgent ?? null,
+      // The password login that started the token chain: a remembered login is never "recent".
+      authenticatedAt: check.record.createdAt,
+    });
+    this.emit({ type: 'login_succeeded', session, via: 'remember' });
+    return { session, setCookie: [this.sessionCookie.serialize(token), check.setCookie] };
+  }
+
+  /** The snapshot for a remembered user, or null when the account is gone or disabled. */
+  private async rememberedUser(userId: string): Promise<JsonObject | null> {
+    if (!this.users) return { id: userId };
+    const users = this.users;
+    const record = await this.call(() => users.findUserById(userId));
+    return record && !record.disabled ? snapshotOf(record) : null;
   }
 
   /**
@@ -358,7 +585,14 @@ export class Latchkey extends Sessions {
   ): Promise<{ session: SessionRecord | null; setCookie: readonly string[] }> {
     const current = this.sessionCookie.read(cookieHeader);
     const session = current.value === null ? null : await this.logout(current.value);
-    return { session, setCookie: [this.sessionCookie.blank()] };
+    const setCookie = [this.sessionCookie.blank()];
+    const remember = this.remember;
+    if (remember && this.rememberCookie) {
+      const token = this.rememberCookie.read(cookieHeader).value;
+      await this.call(() => remember.forget(token));
+      setCookie.push(this.rememberCookie.blank());
+    }
+    return { session, setCookie };
   }
 
   /** Replaces a session's token (privilege change) and gives the new cookie. */
