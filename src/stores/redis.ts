@@ -23,6 +23,7 @@ export interface RedisConnection {
   evalSha(sha1: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   readonly isReady: boolean;
   on(event: string, listener: () => void): unknown;
+  off?(event: string, listener: () => void): unknown;
   close(): Promise<unknown>;
   destroy(): unknown;
 }
@@ -106,7 +107,25 @@ interface Script {
   readonly sha1: string;
 }
 
-function script(source: string): Script {
+/**
+ * How a script may run, declared with a Redis 7 shebang. Declaring it also makes Redis Cluster
+ * refuse any key outside the slot of the declared keys, even when that slot lives on the same
+ * node (a script without a shebang is only refused when the key is on another node, so a
+ * cross-slot bug would pass or fail depending on how slots happen to be spread).
+ * - `write`: refused as a whole, before it changes anything, while Redis is out of memory;
+ * - `read`: `no-writes`, so it runs even then;
+ * - `delete`: only ever removes data, so `allow-oom`: a logout or revocation works on a full Redis.
+ */
+type ScriptKind = 'write' | 'read' | 'delete';
+
+const SHEBANG: Record<ScriptKind, string> = {
+  write: '#!lua',
+  read: '#!lua flags=no-writes',
+  delete: '#!lua flags=allow-oom',
+};
+
+function script(body: string, kind: ScriptKind = 'write'): Script {
+  const source = `${SHEBANG[kind]}\n${body}`;
   return { source, sha1: createHash('sha1').update(source).digest('hex') };
 }
 
@@ -131,20 +150,26 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1`);
 
 /** Gives the deleted record's user id, or nil when there was none. */
-const SESSION_DELETE = script(`
+const SESSION_DELETE = script(
+  `
 local userId = redis.call('HGET', KEYS[1], 'userId')
 if not userId then return nil end
 redis.call('DEL', KEYS[1])
-return userId`);
+return userId`,
+  'delete',
+);
 
 /** Sweep step for one record: 1 deleted (dead at ARGV[1]), 0 gone already, else its live deadline. */
-const SESSION_DELETE_IF_DEAD = script(`
+const SESSION_DELETE_IF_DEAD = script(
+  `
 local idle = redis.call('HGET', KEYS[1], 'idleExpiresAt')
 if not idle then return {0} end
 if tonumber(idle) > tonumber(ARGV[1]) then return {2, idle} end
 local userId = redis.call('HGET', KEYS[1], 'userId')
 redis.call('DEL', KEYS[1])
-return {1, userId}`);
+return {1, userId}`,
+  'delete',
+);
 
 /**
  * The per-user index, one hash slot: \`live\` (id → idleExpiresAt), \`age\` (id → createdAt),
@@ -183,25 +208,35 @@ redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
 for _, key in ipairs(KEYS) do extend(key, ARGV[3]) end
 return 1`);
 
-const INDEX_REMOVE = script(`
+const INDEX_REMOVE = script(
+  `
 for i = 1, #ARGV do
   redis.call('ZREM', KEYS[1], ARGV[i])
   redis.call('ZREM', KEYS[2], ARGV[i])
   redis.call('SREM', KEYS[3], ARGV[i])
 end
-return #ARGV`);
+return #ARGV`,
+  'delete',
+);
 
 /** Every id the index knows, listed ones (oldest first) then those still being evicted. */
-const INDEX_MEMBERS = script(`
-return {redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('SMEMBERS', KEYS[3])}`);
+const INDEX_MEMBERS = script(
+  `
+return {redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('SMEMBERS', KEYS[3])}`,
+  'read',
+);
 
 const ZADD = script(`return redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])`);
 const ZADD_RAISE = script(`return redis.call('ZADD', KEYS[1], 'XX', 'GT', ARGV[1], ARGV[2])`);
-const ZREM = script(`
+const ZREM = script(
+  `
 for i = 1, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
-return #ARGV`);
+return #ARGV`,
+  'delete',
+);
 const ZRANGE_UNTIL = script(
   `return redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])`,
+  'read',
 );
 
 /** Users live in one slot ({users}) so the username-key reservation is one atomic script. */
@@ -213,18 +248,24 @@ redis.call('SET', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 return 1`);
 
-const USER_BY_KEY = script(`
+const USER_BY_KEY = script(
+  `
 local id = redis.call('GET', KEYS[1])
 if not id then return {} end
-return redis.call('HGETALL', ARGV[1] .. id)`);
+return redis.call('HGETALL', ARGV[1] .. id)`,
+  'read',
+);
 
-const USER_LIST = script(`
+const USER_LIST = script(
+  `
 local users = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local user = redis.call('HGETALL', ARGV[1] .. id)
   if #user > 0 then users[#users + 1] = user end
 end
-return users`);
+return users`,
+  'read',
+);
 
 const USER_UPDATE = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -232,14 +273,17 @@ if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'passwordHash', ARGV[1]) end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'disabled', ARGV[2]) end
 return 1`);
 
-const USER_DELETE = script(`
+const USER_DELETE = script(
+  `
 local usernameKey = redis.call('HGET', KEYS[1], 'usernameKey')
 if not usernameKey then return 0 end
 local byKey = ARGV[2] .. usernameKey
 if redis.call('GET', byKey) == ARGV[1] then redis.call('DEL', byKey) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-return 1`);
+return 1`,
+  'delete',
+);
 
 /** The ThrottleStore.consumeAttempt algorithm, word for word, in one slot ({throttle}). */
 const ATTEMPT_CONSUME = script(`
@@ -267,12 +311,16 @@ redis.call('ZADD', KEYS[2], string.format('%d', windowEnd), ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], string.format('%d', math.max(windowEnd, nextAllowedAt, floor)))
 return {1, count, string.format('%d', now)}`);
 
-const ATTEMPT_RESET = script(`
+const ATTEMPT_RESET = script(
+  `
 redis.call('ZREM', KEYS[2], ARGV[1])
-return redis.call('DEL', KEYS[1])`);
+return redis.call('DEL', KEYS[1])`,
+  'delete',
+);
 
 /** Deletes a batch of windows ended at ARGV[1]; gives {entries looked at, windows deleted}. */
-const ATTEMPT_SWEEP = script(`
+const ATTEMPT_SWEEP = script(
+  `
 local keys = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[3])
 local deleted = 0
 for _, key in ipairs(keys) do
@@ -281,7 +329,9 @@ for _, key in ipairs(keys) do
   if windowEnd and windowEnd <= tonumber(ARGV[1]) then deleted = deleted + redis.call('DEL', window) end
   redis.call('ZREM', KEYS[1], key)
 end
-return {#keys, deleted}`);
+return {#keys, deleted}`,
+  'delete',
+);
 
 /** Remember-me tokens live in one slot ({remember}): rotation writes two tokens atomically. */
 const REMEMBER_INSERT = `
@@ -303,24 +353,31 @@ redis.call('HSET', KEYS[1], 'replacedBy', ARGV[1], 'replacedAt', ARGV[2])
 insert(KEYS[2], KEYS[3], cjson.decode(ARGV[3]), ARGV[4], ARGV[5], ARGV[1])
 return 1`);
 
-const REMEMBER_DELETE = script(`
+const REMEMBER_DELETE = script(
+  `
 local userId = redis.call('HGET', KEYS[1], 'userId')
 if not userId then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', ARGV[2] .. userId, ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-return 1`);
+return 1`,
+  'delete',
+);
 
-const REMEMBER_DELETE_BY_USER = script(`
+const REMEMBER_DELETE_BY_USER = script(
+  `
 local deleted = 0
 for _, selector in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   deleted = deleted + redis.call('DEL', ARGV[1] .. selector)
   redis.call('ZREM', KEYS[2], selector)
 end
 redis.call('DEL', KEYS[1])
-return deleted`);
+return deleted`,
+  'delete',
+);
 
-const REMEMBER_SWEEP = script(`
+const REMEMBER_SWEEP = script(
+  `
 local selectors = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[4])
 local deleted = 0
 for _, selector in ipairs(selectors) do
@@ -332,7 +389,9 @@ for _, selector in ipairs(selectors) do
   end
   redis.call('ZREM', KEYS[1], selector)
 end
-return {#selectors, deleted}`);
+return {#selectors, deleted}`,
+  'delete',
+);
 
 /**
  * Sessions, users, login-attempt windows and remember-me tokens in Redis or Redis Cluster
@@ -359,6 +418,8 @@ export class RedisStore implements LatchkeyStore {
   private readonly prefix: string;
   private firstConnection: Promise<void> | null = null;
   private readonly connectTimeout: number;
+  /** Listeners this store put on the connection, taken off again in `close()`. */
+  private readonly listeners: [string, () => void][] = [];
 
   /**
    * `connection` is a node-redis client or cluster your app created and connected (the store
@@ -408,8 +469,12 @@ export class RedisStore implements LatchkeyStore {
     const cache = this.cache;
     if (cache) {
       // A connection that is ready again has re-enabled tracking (it is part of the handshake).
-      this.client.on('ready', () => cache.enable());
-      this.client.on('node-ready', () => cache.enable());
+      // `node-ready` is a cluster's: one of its nodes is back.
+      const enable = () => cache.enable();
+      for (const event of ['ready', 'node-ready']) {
+        this.client.on(event, enable);
+        this.listeners.push([event, enable]);
+      }
     }
   }
 
@@ -558,6 +623,8 @@ export class RedisStore implements LatchkeyStore {
   }
 
   async close(): Promise<void> {
+    // A client the app passed in outlives the store: leave nothing of the store on it.
+    for (const [event, listener] of this.listeners.splice(0)) this.client.off?.(event, listener);
     if (!this.ownsClient) return;
     if (this.client.isReady) await this.client.close();
     else this.client.destroy();

@@ -1,0 +1,132 @@
+import { Latchkey } from 'latchkey';
+import { createValidationCache, RedisStore } from 'latchkey/stores/redis';
+import { createCluster, type RedisClusterType } from 'redis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  deletePrefix,
+  PrivateCluster,
+  randomPrefix,
+  redisServerUnavailable,
+} from '../helpers/redis-server.js';
+import { describeRememberStore } from './remember-store-contract.js';
+import { describeSessionStore } from './session-store-contract.js';
+import { describeThrottleStore } from './throttle-store-contract.js';
+import { describeUserStore } from './user-store-contract.js';
+
+/**
+ * The whole store contract against a real 3-master Redis Cluster (private redis-server processes),
+ * through node-redis' `createCluster`: every script must touch one hash slot, every read must be
+ * routed to the node owning its key, and nothing may assume one server holds every key.
+ */
+
+let cluster: PrivateCluster | null = null;
+let unavailable: string | null = null;
+const clients: { plain?: RedisClusterType; cached?: RedisClusterType; other?: RedisClusterType } =
+  {};
+
+function connect(cache: boolean): Promise<RedisClusterType> {
+  const client = createCluster({
+    rootNodes: (cluster as PrivateCluster).rootNodes,
+    RESP: 3,
+    ...(cache ? { clientSideCache: createValidationCache() } : {}),
+    defaults: { disableOfflineQueue: true, socket: { connectTimeout: 2000 } },
+  }) as unknown as RedisClusterType;
+  client.on('error', () => {});
+  return client.connect() as Promise<RedisClusterType>;
+}
+
+beforeAll(async () => {
+  unavailable = await redisServerUnavailable();
+  if (unavailable) return;
+  cluster = await PrivateCluster.start();
+  clients.plain = await connect(false);
+  clients.cached = await connect(true);
+  clients.other = await connect(true);
+});
+
+afterAll(async () => {
+  await Promise.all([clients.plain?.close(), clients.cached?.close(), clients.other?.close()]);
+  await cluster?.destroy();
+});
+
+function harness(cache: boolean) {
+  let prefix = '';
+  return {
+    unavailable: async () => unavailable,
+    async open() {
+      prefix = randomPrefix();
+      const client = cache ? clients.cached : clients.plain;
+      if (!client) throw new Error('the cluster did not start');
+      const store = new RedisStore(client, { prefix });
+      if (cache && store.cache === null) throw new Error('the validation cache is not in use');
+      return store;
+    },
+    async cleanup() {
+      // Each master holds only its own slots' keys: scan every one of them.
+      await Promise.all(
+        (cluster as PrivateCluster).nodes.map((node) => deletePrefix(node.url, prefix)),
+      );
+    },
+  };
+}
+
+describeSessionStore('redis cluster', harness(false));
+describeUserStore('redis cluster', harness(false));
+describeThrottleStore('redis cluster', harness(false));
+describeRememberStore('redis cluster', harness(false));
+// A cached read on a cluster must never differ from the node that owns the key.
+describeSessionStore('redis cluster (validation cache)', harness(true));
+
+describe('Redis Cluster, beyond the contract', () => {
+  beforeEach((context) => {
+    if (!unavailable) return;
+    if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(unavailable);
+    console.warn(`skipping redis cluster: ${unavailable}`);
+    context.skip();
+  });
+
+  it('spreads sessions over every master; a logout through one client empties the other client’s cache at once (100 times)', async () => {
+    const prefix = randomPrefix();
+    const a = new RedisStore(clients.cached as RedisClusterType, { prefix });
+    const b = new RedisStore(clients.other as RedisClusterType, { prefix });
+    const onA = new Latchkey({ store: a });
+    const onB = new Latchkey({ store: b });
+    try {
+      const hitsBefore = b.cache?.stats().hitCount ?? 0;
+      for (let i = 0; i < 100; i++) {
+        const { token } = await onA.create(`user-${i % 7}`);
+        expect((await onB.validate(token)).session).not.toBeNull();
+        expect((await onB.validate(token)).session).not.toBeNull();
+        expect((await onA.validate(token)).session).not.toBeNull();
+        await onA.logout(token);
+        expect((await onB.validate(token)).reason).toBe('not_found');
+        expect((await onA.validate(token)).reason).toBe('not_found');
+        // Live sessions kept for the spread check below.
+        await onA.create(`user-${i % 7}`);
+      }
+      expect((b.cache?.stats().hitCount ?? 0) - hitsBefore).toBeGreaterThanOrEqual(100);
+      const perNode = await Promise.all(
+        (cluster as PrivateCluster).nodes.map(async (node) => {
+          const keys = await node.cli('--scan', '--pattern', `${prefix}s:*`);
+          return keys.split('\n').filter(Boolean).length;
+        }),
+      );
+      expect(perNode.reduce((sum, n) => sum + n, 0)).toBe(100);
+      for (const count of perNode) expect(count).toBeGreaterThan(0);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await Promise.all(
+        (cluster as PrivateCluster).nodes.map((node) => deletePrefix(node.url, prefix)),
+      );
+    }
+  });
+
+  it('a closed store leaves no listener on a cluster the app passed in', async () => {
+    const client = clients.cached as RedisClusterType;
+    const before = client.listenerCount('node-ready');
+    const store = new RedisStore(client, { prefix: randomPrefix() });
+    expect(client.listenerCount('node-ready')).toBe(before + 1);
+    await store.close();
+    expect(client.listenerCount('node-ready')).toBe(before);
+  });
+});
