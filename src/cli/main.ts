@@ -10,6 +10,7 @@ import {
 import { readServeConfig, SERVE_USAGE } from '../server/config.js';
 import { startServer } from '../server/serve.js';
 import { type OpenedStore, openStore, redact } from '../server/store.js';
+import type { MigrationReport } from '../stores/postgres.js';
 import { Failure, UsageError } from './errors.js';
 import { readPassword } from './password.js';
 
@@ -35,6 +36,7 @@ Commands:
   sessions revoke <id>           end one session
   sessions revoke-user <name>    end all of a user's sessions
   sweep                          delete expired sessions and print how many
+  migrate                        bring a PostgreSQL store's schema up to date
 
 Every command takes --db FILE (default ./latchkey.db, or LATCHKEY_DB), --store URL
 (redis://… or postgres://…, or LATCHKEY_STORE) and --help.
@@ -183,7 +185,30 @@ const COMMANDS: Record<string, Command> = {
       print(String(sessions));
     },
   },
+  migrate: {
+    usage: `Usage: latchkey migrate [--store URL]\n\nApplies pending schema migrations to a PostgreSQL store (each once, under an advisory lock,\nso several processes may run it at once) and prints the schema version. SQLite and Redis\nstores need none.\n\n${DB_HELP}\n${HELP}`,
+    args: [],
+    async run({ store }) {
+      // Opening a PostgreSQL store has already migrated it; this reports what that did.
+      if (!hasMigrations(store)) {
+        print('nothing to migrate: only PostgreSQL stores have migrations');
+        return;
+      }
+      const { applied, version } = await store.migrations();
+      print(
+        applied.length === 0
+          ? `schema up to date (version ${version})`
+          : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema at version ${version}`,
+      );
+    },
+  },
 };
+
+function hasMigrations(
+  store: OpenedStore,
+): store is OpenedStore & { migrations(): Promise<MigrationReport> } {
+  return typeof (store as { migrations?: unknown }).migrations === 'function';
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   const [first, second] = argv;

@@ -30,6 +30,10 @@ export async function openStore(choice: StoreChoice): Promise<OpenedStore> {
       const { RedisStore } = await import('../stores/redis.js');
       return await RedisStore.connect(url, { cache: choice.cache ?? false });
     }
+    if (scheme === 'postgres' || scheme === 'postgresql') {
+      const { PostgresStore } = await import('../stores/postgres.js');
+      return await PostgresStore.connect(url, { cache: choice.cache ?? false });
+    }
   } catch (error) {
     throw new ConfigError(`--store: cannot reach ${redact(url)}: ${reason(error)}`);
   }
