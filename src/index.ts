@@ -2,12 +2,14 @@ export { type CookieRead, HostCookie } from './core/cookies.js';
 export {
   ARGON2_PARAMS,
   CredentialError,
+  isCommonPassword,
   normalizeUsername,
   PASSWORD_MAX_LENGTH,
   PASSWORD_MIN_LENGTH,
   USERNAME_MAX_LENGTH,
   usernameKey,
 } from './core/credentials.js';
+export { CsrfTokens, isSameOrigin, type OriginHeaders } from './core/csrf.js';
 export { type Duration, parseDuration } from './core/duration.js';
 export {
   ConfigError,

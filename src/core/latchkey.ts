@@ -401,19 +401,22 @@ export class Latchkey extends Sessions {
   }
 
   /**
-   * Sets a new password and ends every session of the user except `keepSession` (the one that
-   * changed it, if any). False when there is no such user. Throws {@link CredentialError}.
+   * Sets a new password, forgets every remember-me token of the user and, unless
+   * `signOutOthers` is false, ends every session except `keepSession` (the one that changed it, if
+   * any). False when there is no such user. Throws {@link CredentialError}.
    */
   async changePassword(
     userId: string,
     password: unknown,
-    options: { keepSession?: string } = {},
+    options: { keepSession?: string; signOutOthers?: boolean } = {},
   ): Promise<boolean> {
     const users = this.requireUsers();
     checkNewPassword(password);
     const passwordHash = await hashPassword(password);
     if (!(await this.call(() => users.updateUser(userId, { passwordHash })))) return false;
-    await this.revokeAllForUser(userId, { except: options.keepSession });
+    if (options.signOutOthers !== false) {
+      await this.revokeAllForUser(userId, { except: options.keepSession });
+    }
     await this.forgetRemembered(userId);
     return true;
   }

@@ -1,9 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import {
+  CredentialError,
+  type CsrfTokens,
+  HostCookie,
+  isSameOrigin,
   type Latchkey,
   type LoginContext,
+  type LoginResult,
   RETRY_AFTER_SECONDS,
+  type Reauthentication,
   type SessionRecord,
   type SessionStore,
   StoreUnavailableError,
@@ -21,15 +28,18 @@ import {
   send,
 } from './http.js';
 import {
+  confirmPage,
   dashboardPage,
   loginPage,
   messagePage,
   type PageUser,
+  passwordPage,
   profilePage,
   renavigatePage,
   sessionsPage,
   signupPage,
   userOf,
+  type Viewer,
 } from './pages.js';
 import { STYLESHEET } from './style.js';
 
@@ -40,6 +50,10 @@ export interface AppOptions {
   readonly allowSignup: boolean;
   /** Proxy addresses whose `X-Forwarded-For` is believed. */
   readonly trustedProxies: ReadonlySet<string>;
+  /** Signs CSRF tokens: every server process behind one address needs the same secret. */
+  readonly csrf: CsrfTokens;
+  /** Browsers reach us over HTTPS (TLS here or at a proxy): HSTS on, and origins are https. */
+  readonly https: boolean;
 }
 
 /** What a route reads from a request. */
@@ -54,30 +68,46 @@ interface Context {
 
 type Route = (ctx: Context) => Promise<Reply>;
 
-type Signedin = { readonly session: SessionRecord; readonly user: PageUser };
+type Signedin = {
+  readonly session: SessionRecord;
+  readonly user: PageUser;
+  /** Cookies authentication asked to set (a session restored from remember-me). */
+  readonly setCookie: readonly string[];
+};
 
-/** Query marker of a same-site re-navigation, so it happens at most once per URL. */
+type Fields = Record<string, string | undefined>;
+
 const RENAVIGATED = 'renav';
 const CLEAR_SITE_DATA = { 'clear-site-data': '"cache", "cookies", "storage"' };
 const FORM = 'application/x-www-form-urlencoded';
 const JSON_BODY = 'application/json';
 const LOGIN_FAILED = 'Incorrect username or password.';
+const HSTS = { 'strict-transport-security': 'max-age=31536000; includeSubDomains' };
+/** Binds the login and sign-up forms' CSRF tokens before there is a session. */
+const PRE_LOGIN_COOKIE = new HostCookie('__Host-csrf');
+const PRE_LOGIN_VALUE = /^[A-Za-z0-9_-]{43}$/;
 
 /** The reference server's request handler: HTML pages, the JSON API and health checks. */
 export function createApp(
   options: AppOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { latchkey, store, allowSignup, trustedProxies } = options;
+  const { latchkey, store, allowSignup, trustedProxies, csrf, https } = options;
+
+  function requestInfo(ctx: Context, api: boolean) {
+    return {
+      method: ctx.method,
+      url: api ? ctx.path : withoutMarker(ctx),
+      cookie: ctx.cookie,
+      accept: api ? JSON_BODY : header(ctx.req, 'accept'),
+      secFetchMode: api ? null : header(ctx.req, 'sec-fetch-mode'),
+      ip: ctx.ip,
+      userAgent: header(ctx.req, 'user-agent'),
+    };
+  }
 
   async function pageSession(ctx: Context): Promise<Signedin | Reply> {
-    const auth = await latchkey.authenticate({
-      method: ctx.method,
-      url: withoutMarker(ctx),
-      cookie: ctx.cookie,
-      accept: header(ctx.req, 'accept'),
-      secFetchMode: header(ctx.req, 'sec-fetch-mode'),
-    });
-    if (auth.ok) return { session: auth.session, user: userOf(auth.user, auth.session.userId) };
+    const auth = await latchkey.authenticate(requestInfo(ctx, false));
+    if (auth.ok) return signedinOf(auth.session, auth.setCookie);
     if (auth.reason === 'missing' && isCrossSiteNavigation(ctx)) {
       const marker = `${ctx.query.size > 0 ? '&' : '?'}${RENAVIGATED}=1`;
       return htmlReply(200, renavigatePage(`${ctx.req.url ?? '/'}${marker}`));
@@ -86,62 +116,85 @@ export function createApp(
   }
 
   async function apiSession(ctx: Context): Promise<Signedin | Reply> {
-    const auth = await latchkey.authenticate({
-      method: ctx.method,
-      url: ctx.path,
-      cookie: ctx.cookie,
-      accept: JSON_BODY,
-      secFetchMode: null,
-    });
-    if (auth.ok) return { session: auth.session, user: userOf(auth.user, auth.session.userId) };
+    const auth = await latchkey.authenticate(requestInfo(ctx, true));
+    if (auth.ok) return signedinOf(auth.session, auth.setCookie);
     return denialReply(auth.denial, auth.setCookie);
+  }
+
+  function signedinOf(session: SessionRecord, setCookie: readonly string[]): Signedin {
+    return { session, user: userOf(session.user, session.userId), setCookie };
+  }
+
+  function viewerOf(signedin: { session: SessionRecord; user: PageUser }): Viewer {
+    return { user: signedin.user, csrf: csrf.tokenFor(`session:${signedin.session.id}`) };
   }
 
   function loginContext(ctx: Context): LoginContext {
     return { ip: ctx.ip, userAgent: header(ctx.req, 'user-agent'), cookie: ctx.cookie };
   }
 
-  /** The caller's own session with this id, or null: someone else's id looks unknown. */
-  async function ownSession(signedin: Signedin, id: unknown): Promise<SessionRecord | null> {
-    if (typeof id !== 'string') return null;
-    const sessions = await latchkey.listSessions(signedin.session.userId);
-    return sessions.find((session) => session.id === id) ?? null;
+  /** The login and sign-up forms' token, bound to the `__Host-csrf` cookie (set when absent). */
+  function preLoginToken(ctx: Context): { csrf: string; setCookie: string[] } {
+    const value = PRE_LOGIN_COOKIE.read(ctx.cookie).value;
+    if (value !== null && PRE_LOGIN_VALUE.test(value)) {
+      return { csrf: csrf.tokenFor(`login:${value}`), setCookie: [] };
+    }
+    const fresh = randomBytes(32).toString('base64url');
+    return {
+      csrf: csrf.tokenFor(`login:${fresh}`),
+      setCookie: [PRE_LOGIN_COOKIE.serialize(fresh)],
+    };
   }
 
-  /** Revokes one of the caller's sessions; revoking the current one is a logout. */
-  async function revokeOwn(signedin: Signedin, target: SessionRecord): Promise<readonly string[]> {
-    await latchkey.revoke(target.id);
-    return target.id === signedin.session.id ? [latchkey.sessionCookie.blank()] : [];
+  function preLoginTokenValid(ctx: Context, token: unknown): boolean {
+    const value = PRE_LOGIN_COOKIE.read(ctx.cookie).value;
+    return value !== null && PRE_LOGIN_VALUE.test(value) && csrf.verify(`login:${value}`, token);
+  }
+
+  /** The caller's own session with this id, or null: someone else's id looks unknown. */
+  async function ownSession(session: SessionRecord, id: unknown): Promise<SessionRecord | null> {
+    if (typeof id !== 'string') return null;
+    const sessions = await latchkey.listSessions(session.userId);
+    return sessions.find((candidate) => candidate.id === id) ?? null;
+  }
+
+  /** Cookies and headers that end this browser's sign-in. */
+  function signedOut(): Partial<Reply> {
+    const setCookie = [latchkey.sessionCookie.blank()];
+    if (latchkey.rememberCookie) setCookie.push(latchkey.rememberCookie.blank());
+    return { setCookie, headers: CLEAR_SITE_DATA };
   }
 
   const pages: Record<string, Route> = {
     '/': async (ctx) => {
       const signedin = await pageSession(ctx);
-      if (isSignedin(signedin)) return redirect('/dashboard');
+      if (isSignedin(signedin)) return redirect('/dashboard', { setCookie: signedin.setCookie });
       return signedin.status === 303
         ? redirect('/login', { setCookie: signedin.setCookie })
         : signedin;
     },
     '/login': async (ctx) => {
       const next = safeNextPath(ctx.query.get('next'));
-      const auth = await latchkey.authenticate(infoFor(ctx));
-      if (auth.ok) return redirect(next ?? '/dashboard');
-      return htmlReply(200, loginPage({ next, allowSignup }), { setCookie: auth.setCookie });
+      const auth = await latchkey.authenticate(requestInfo(ctx, false));
+      if (auth.ok) return redirect(next ?? '/dashboard', { setCookie: auth.setCookie });
+      const token = preLoginToken(ctx);
+      return htmlReply(200, loginPage({ csrf: token.csrf, next, allowSignup }), {
+        setCookie: [...auth.setCookie, ...token.setCookie],
+      });
     },
-    '/dashboard': withPage((signedin) => dashboardPage(signedin.user, signedin.session)),
-    '/profile': withPage((signedin) => profilePage(signedin.user, signedin.session)),
+    '/dashboard': withPage((signedin) => dashboardPage(viewerOf(signedin), signedin.session)),
+    '/profile': withPage((signedin) => profilePage(viewerOf(signedin), signedin.session)),
     '/sessions': withPage(async (signedin) => {
       const sessions = await latchkey.listSessions(signedin.session.userId);
-      return sessionsPage(signedin.user, sessions, signedin.session.id);
+      return sessionsPage(viewerOf(signedin), sessions, signedin.session.id);
     }),
-    '/api/me': async (ctx) => {
-      const signedin = await apiSession(ctx);
-      if (!isSignedin(signedin)) return signedin;
-      return jsonReply(200, { user: signedin.user, session: sessionView(signedin.session) });
-    },
-    '/api/sessions': async (ctx) => {
-      const signedin = await apiSession(ctx);
-      if (!isSignedin(signedin)) return signedin;
+    '/password': withPage((signedin) =>
+      passwordPage(viewerOf(signedin), { recentLogin: isRecentLogin(signedin.session) }),
+    ),
+    '/api/me': withApi(async (_ctx, signedin) =>
+      jsonReply(200, { user: signedin.user, session: sessionView(signedin.session) }),
+    ),
+    '/api/sessions': withApi(async (_ctx, signedin) => {
       const sessions = await latchkey.listSessions(signedin.session.userId);
       return jsonReply(200, {
         sessions: sessions.map((session) => ({
@@ -149,7 +202,7 @@ export function createApp(
           current: session.id === signedin.session.id,
         })),
       });
-    },
+    }),
     '/healthz': async () => jsonReply(200, { status: 'ok' }),
     '/readyz': async () => {
       try {
@@ -167,16 +220,106 @@ export function createApp(
     }),
   };
   if (allowSignup) {
-    pages['/signup'] = async (ctx) =>
-      htmlReply(200, signupPage({ next: safeNextPath(ctx.query.get('next')) }));
+    pages['/signup'] = async (ctx) => {
+      const token = preLoginToken(ctx);
+      const page = signupPage({ csrf: token.csrf, next: safeNextPath(ctx.query.get('next')) });
+      return htmlReply(200, page, { setCookie: token.setCookie });
+    };
+  }
+
+  function isRecentLogin(session: SessionRecord): boolean {
+    return Date.now() - session.authenticatedAt <= latchkey.reauthWindow;
   }
 
   function withPage(render: (signedin: Signedin) => string | Promise<string>): Route {
     return async (ctx) => {
       const signedin = await pageSession(ctx);
       if (!isSignedin(signedin)) return signedin;
-      return htmlReply(200, await render(signedin));
+      return htmlReply(200, await render(signedin), { setCookie: signedin.setCookie });
     };
+  }
+
+  function withApi(handle: (ctx: Context, signedin: Signedin) => Promise<Reply>): Route {
+    return async (ctx) => {
+      const signedin = await apiSession(ctx);
+      if (!isSignedin(signedin)) return signedin;
+      const reply = await handle(ctx, signedin);
+      return { ...reply, setCookie: [...signedin.setCookie, ...(reply.setCookie ?? [])] };
+    };
+  }
+
+  /** A form post by a signed-in user: the session and the form's CSRF token are checked first. */
+  function withForm(
+    handle: (ctx: Context, signedin: Signedin, fields: Fields) => Promise<Reply>,
+  ): Route {
+    return async (ctx) => {
+      const signedin = await pageSession(ctx);
+      if (!isSignedin(signedin)) return signedin;
+      const body = await readBody(ctx.req, FORM);
+      if (!body.ok) return formFailure(body.status);
+      const fields = formFields(body.text);
+      if (!csrf.verify(`session:${signedin.session.id}`, fields.csrf)) {
+        return csrfFailure(viewerOf(signedin), signedin.setCookie);
+      }
+      const reply = await handle(ctx, signedin, fields);
+      return { ...reply, setCookie: [...signedin.setCookie, ...(reply.setCookie ?? [])] };
+    };
+  }
+
+  /** A JSON call by a signed-in user; the body is optional but must be a JSON object if sent. */
+  function withJson(
+    handle: (ctx: Context, signedin: Signedin, body: Record<string, unknown>) => Promise<Reply>,
+  ): Route {
+    return withApi(async (ctx, signedin) => {
+      const body = await optionalJson(ctx);
+      return body.ok ? handle(ctx, signedin, body.value) : body.reply;
+    });
+  }
+
+  /**
+   * A sensitive form action: goes ahead after a recent password login or with the right
+   * `current_password`; otherwise answers with the "confirm your password" form.
+   */
+  async function confirmForm(
+    ctx: Context,
+    signedin: Signedin,
+    fields: Fields,
+    keep: Readonly<Record<string, string>>,
+  ): Promise<(Reauthentication & { ok: true }) | Reply> {
+    const result = await latchkey.reauthenticate(
+      signedin.session,
+      fields.current_password,
+      loginContext(ctx),
+    );
+    if (result.ok) return result;
+    const viewer = viewerOf(signedin);
+    if (result.error === 'too_many_attempts') {
+      const page = messagePage('Too many attempts', tooMany(result.retryAfterSeconds), viewer);
+      return htmlReply(429, page, { headers: retryAfterIn(result.retryAfterSeconds) });
+    }
+    const error = fields.current_password ? 'That password is not right.' : null;
+    return htmlReply(403, confirmPage(viewer, { action: ctx.path, fields: keep, error }));
+  }
+
+  async function confirmJson(
+    ctx: Context,
+    signedin: Signedin,
+    body: Record<string, unknown>,
+  ): Promise<(Reauthentication & { ok: true }) | Reply> {
+    const result = await latchkey.reauthenticate(
+      signedin.session,
+      body.currentPassword,
+      loginContext(ctx),
+    );
+    if (result.ok) return result;
+    if (result.error === 'too_many_attempts') return throttledJson(result.retryAfterSeconds);
+    return jsonReply(403, { error: 'reauthentication_required' });
+  }
+
+  /** Ends one of the caller's sessions; ending the current one is a logout. */
+  async function revokeOwn(target: SessionRecord, current: SessionRecord): Promise<boolean> {
+    await latchkey.revoke(target.id);
+    return target.id === current.id;
   }
 
   /** Every state-changing route, by path and method. */
@@ -187,47 +330,105 @@ export function createApp(
         if (!body.ok) return formFailure(body.status);
         const fields = formFields(body.text);
         const next = safeNextPath(fields.next);
-        const credentials = { username: fields.username, password: fields.password };
-        const result = await latchkey.login(credentials, loginContext(ctx));
-        if (result.ok) return redirect(next ?? '/dashboard', { setCookie: result.setCookie });
-        const invalid = result.error === 'invalid_request';
-        const page = loginPage({
-          username: keptUsername(fields.username),
-          next,
-          error: invalid ? 'Enter your username and password.' : LOGIN_FAILED,
-          allowSignup,
-        });
-        return htmlReply(invalid ? 400 : 401, page);
+        const username = keptUsername(fields.username);
+        if (!preLoginTokenValid(ctx, fields.csrf)) {
+          const token = preLoginToken(ctx);
+          const error = 'This form expired. Please log in again.';
+          const page = loginPage({ csrf: token.csrf, username, next, error, allowSignup });
+          return htmlReply(403, page, { setCookie: token.setCookie });
+        }
+        const result = await latchkey.login(
+          {
+            username: fields.username,
+            password: fields.password,
+            remember: fields.remember === 'on',
+          },
+          loginContext(ctx),
+        );
+        if (result.ok) {
+          const setCookie = [...result.setCookie, PRE_LOGIN_COOKIE.blank()];
+          return redirect(next ?? '/dashboard', { setCookie });
+        }
+        const { csrf: token } = preLoginToken(ctx);
+        const { status, message } = loginFailure(result);
+        const page = loginPage({ csrf: token, username, next, error: message, allowSignup });
+        return htmlReply(status, page, { headers: retryAfterOf(result) });
       },
     },
     '/logout': {
       POST: async (ctx) => {
+        const body = await readBody(ctx.req, FORM);
+        if (!body.ok) return formFailure(body.status);
+        // Only a live session needs its token: without one there is nothing to protect.
+        const current = await currentSession(ctx);
+        if (current && !csrf.verify(`session:${current.id}`, formFields(body.text).csrf)) {
+          return csrfFailure(viewerOf(signedinOf(current, [])), []);
+        }
         const { setCookie } = await latchkey.endSession(ctx.cookie);
         return redirect('/login', { setCookie, headers: CLEAR_SITE_DATA });
       },
     },
+    '/logout-everywhere': {
+      POST: withForm(async (_ctx, signedin) => {
+        await latchkey.logoutEverywhere(signedin.session.userId);
+        return redirect('/login', signedOut());
+      }),
+    },
     '/sessions/revoke': {
-      POST: async (ctx) => {
-        const signedin = await pageSession(ctx);
-        if (!isSignedin(signedin)) return signedin;
-        const body = await readBody(ctx.req, FORM);
-        if (!body.ok) return formFailure(body.status);
-        const target = await ownSession(signedin, formFields(body.text).id);
+      POST: withForm(async (ctx, signedin, fields) => {
+        const target = await ownSession(signedin.session, fields.id);
         if (!target) {
-          return htmlReply(404, messagePage('Not found', 'No such session.', signedin.user));
+          const page = messagePage('Not found', 'No such session.', viewerOf(signedin));
+          return htmlReply(404, page);
         }
-        const setCookie = await revokeOwn(signedin, target);
-        return redirect(setCookie.length > 0 ? '/login' : '/sessions', { setCookie });
-      },
+        if (target.id === signedin.session.id) {
+          await latchkey.revoke(target.id);
+          return redirect('/login', signedOut());
+        }
+        const confirmed = await confirmForm(ctx, signedin, fields, { id: target.id });
+        if (!('ok' in confirmed)) return confirmed;
+        await revokeOwn(target, confirmed.session);
+        return redirect('/sessions', { setCookie: confirmed.setCookie });
+      }),
     },
     '/sessions/revoke-others': {
-      POST: async (ctx) => {
-        const signedin = await pageSession(ctx);
-        if (!isSignedin(signedin)) return signedin;
-        const { userId, id } = signedin.session;
+      POST: withForm(async (ctx, signedin, fields) => {
+        const confirmed = await confirmForm(ctx, signedin, fields, {});
+        if (!('ok' in confirmed)) return confirmed;
+        const { userId, id } = confirmed.session;
         await latchkey.revokeAllForUser(userId, { except: id });
-        return redirect('/sessions');
-      },
+        return redirect('/sessions', { setCookie: confirmed.setCookie });
+      }),
+    },
+    '/password': {
+      POST: withForm(async (ctx, signedin, fields) => {
+        const keep = { sign_out_others: fields.sign_out_others ?? '' };
+        const confirmed = await confirmForm(ctx, signedin, fields, keep);
+        if (!('ok' in confirmed)) return confirmed;
+        const signOutOthers = fields.sign_out_others === 'on';
+        const changed = await changePassword(confirmed.session, fields.new_password, signOutOthers);
+        if (changed === true) {
+          const page = messagePage(
+            'Password changed',
+            signOutOthers
+              ? 'Your password is changed and every other session is signed out.'
+              : 'Your password is changed.',
+            viewerOf({ session: confirmed.session, user: signedin.user }),
+          );
+          return htmlReply(200, page, { setCookie: confirmed.setCookie });
+        }
+        const viewer = viewerOf({ session: confirmed.session, user: signedin.user });
+        const page = passwordPage(viewer, { recentLogin: true, error: changed.message });
+        return htmlReply(400, page, { setCookie: confirmed.setCookie });
+      }),
+    },
+    '/account/disable': {
+      POST: withForm(async (ctx, signedin, fields) => {
+        const confirmed = await confirmForm(ctx, signedin, fields, {});
+        if (!('ok' in confirmed)) return confirmed;
+        await latchkey.disableUser(confirmed.session.userId);
+        return redirect('/login', signedOut());
+      }),
     },
     '/api/login': {
       POST: async (ctx) => {
@@ -237,7 +438,8 @@ export function createApp(
         if (!credentials) return jsonReply(400, { error: 'invalid_request' });
         const result = await latchkey.login(credentials, loginContext(ctx));
         if (!result.ok) {
-          return jsonReply(result.error === 'invalid_request' ? 400 : 401, { error: result.error });
+          const { status } = loginFailure(result);
+          return jsonReply(status, { error: result.error }, { headers: retryAfterOf(result) });
         }
         return jsonReply(200, { user: result.user }, { setCookie: result.setCookie });
       },
@@ -248,6 +450,41 @@ export function createApp(
         return { status: 204, setCookie, headers: CLEAR_SITE_DATA };
       },
     },
+    '/api/logout-everywhere': {
+      POST: withApi(async (_ctx, signedin) => {
+        await latchkey.logoutEverywhere(signedin.session.userId);
+        return { status: 204, ...signedOut() };
+      }),
+    },
+    '/api/sessions/revoke-others': {
+      POST: withJson(async (ctx, signedin, body) => {
+        const confirmed = await confirmJson(ctx, signedin, body);
+        if (!('ok' in confirmed)) return confirmed;
+        const { userId, id } = confirmed.session;
+        await latchkey.revokeAllForUser(userId, { except: id });
+        return { status: 204, setCookie: confirmed.setCookie };
+      }),
+    },
+    '/api/password': {
+      POST: withJson(async (ctx, signedin, body) => {
+        const confirmed = await confirmJson(ctx, signedin, body);
+        if (!('ok' in confirmed)) return confirmed;
+        const signOutOthers = body.signOutOthers !== false;
+        const changed = await changePassword(confirmed.session, body.newPassword, signOutOthers);
+        if (changed !== true) {
+          return jsonReply(400, { error: changed.code, message: changed.message });
+        }
+        return { status: 204, setCookie: confirmed.setCookie };
+      }),
+    },
+    '/api/account/disable': {
+      POST: withJson(async (ctx, signedin, body) => {
+        const confirmed = await confirmJson(ctx, signedin, body);
+        if (!('ok' in confirmed)) return confirmed;
+        await latchkey.disableUser(confirmed.session.userId);
+        return { status: 204, ...signedOut() };
+      }),
+    },
   };
   if (allowSignup) {
     actions['/signup'] = {
@@ -256,14 +493,20 @@ export function createApp(
         if (!body.ok) return formFailure(body.status);
         const fields = formFields(body.text);
         const next = safeNextPath(fields.next);
+        const username = keptUsername(fields.username);
+        const token = preLoginToken(ctx);
+        if (!preLoginTokenValid(ctx, fields.csrf)) {
+          const error = 'This form expired. Please try again.';
+          const page = signupPage({ csrf: token.csrf, username, next, error });
+          return htmlReply(403, page, { setCookie: token.setCookie });
+        }
         const credentials = { username: fields.username, password: fields.password };
         const result = await latchkey.signup(credentials, loginContext(ctx));
-        if (result.ok) return redirect(next ?? '/dashboard', { setCookie: result.setCookie });
-        const page = signupPage({
-          username: keptUsername(fields.username),
-          next,
-          error: result.message,
-        });
+        if (result.ok) {
+          const setCookie = [...result.setCookie, PRE_LOGIN_COOKIE.blank()];
+          return redirect(next ?? '/dashboard', { setCookie });
+        }
+        const page = signupPage({ csrf: token.csrf, username, next, error: result.message });
         return htmlReply(result.error === 'username_taken' ? 409 : 400, page);
       },
     };
@@ -283,26 +526,68 @@ export function createApp(
     };
   }
 
-  /** `DELETE /api/sessions/:id`: only the caller's own sessions; any other id is not found. */
-  async function deleteApiSession(ctx: Context, id: string): Promise<Reply> {
-    const signedin = await apiSession(ctx);
-    if (!isSignedin(signedin)) return signedin;
-    const target = await ownSession(signedin, id);
-    if (!target) return jsonReply(404, { error: 'not_found' });
-    return { status: 204, setCookie: await revokeOwn(signedin, target) };
+  /** Sets a new password; true, or why the password cannot be used. */
+  async function changePassword(
+    session: SessionRecord,
+    password: unknown,
+    signOutOthers: boolean,
+  ): Promise<true | CredentialError> {
+    try {
+      await latchkey.changePassword(session.userId, password, {
+        keepSession: session.id,
+        signOutOthers,
+      });
+      return true;
+    } catch (error) {
+      if (error instanceof CredentialError) return error;
+      throw error;
+    }
   }
 
-  /** The one dispatch point for unsafe methods: Origin and CSRF checks belong here. */
+  /** The request's session, read without falling back to remember-me. */
+  async function currentSession(ctx: Context): Promise<SessionRecord | null> {
+    const token = latchkey.sessionCookie.read(ctx.cookie).value;
+    return token === null ? null : (await latchkey.validate(token)).session;
+  }
+
+  /** `DELETE /api/sessions/:id`: only the caller's own sessions; any other id is not found. */
+  function deleteApiSession(id: string): Route {
+    return withJson(async (ctx, signedin, body) => {
+      const target = await ownSession(signedin.session, id);
+      if (!target) return jsonReply(404, { error: 'not_found' });
+      if (target.id === signedin.session.id) {
+        await latchkey.revoke(target.id);
+        return { status: 204, ...signedOut() };
+      }
+      const confirmed = await confirmJson(ctx, signedin, body);
+      if (!('ok' in confirmed)) return confirmed;
+      await revokeOwn(target, confirmed.session);
+      return { status: 204, setCookie: confirmed.setCookie };
+    });
+  }
+
+  /** The one dispatch point for unsafe methods: the Origin check happens here, for every route. */
   async function dispatchAction(ctx: Context): Promise<Reply> {
+    if (!isSameOrigin(originHeaders(ctx), expectedOrigin(ctx))) {
+      if (isApi(ctx.path)) return jsonReply(403, { error: 'cross_origin_request' });
+      return htmlReply(403, messagePage('Forbidden', 'This request came from another site.'));
+    }
+    if (isApi(ctx.path) && hasNonJsonBody(ctx.req)) {
+      return jsonReply(415, { error: 'unsupported_media_type' });
+    }
     const sessionId = /^\/api\/sessions\/([A-Za-z0-9_-]{1,128})$/.exec(ctx.path)?.[1];
-    if (sessionId !== undefined) {
+    if (sessionId !== undefined && sessionId !== 'revoke-others') {
       return ctx.method === 'DELETE'
-        ? deleteApiSession(ctx, sessionId)
+        ? deleteApiSession(sessionId)(ctx)
         : notAllowed(ctx, 'GET, DELETE');
     }
     const route = actions[ctx.path]?.[ctx.method];
     if (route) return route(ctx);
     return notAllowedOrMissing(ctx);
+  }
+
+  function expectedOrigin(ctx: Context): string {
+    return `${https ? 'https' : 'http'}://${header(ctx.req, 'host') ?? ''}`;
   }
 
   function notAllowedOrMissing(ctx: Context): Reply {
@@ -331,8 +616,76 @@ export function createApp(
     } catch (error) {
       reply = failure(ctx?.path ?? '/', error);
     }
-    send(res, reply);
+    send(res, https ? { ...reply, headers: { ...HSTS, ...reply.headers } } : reply);
   };
+}
+
+/** A JSON object body if one was sent, `{}` for none, or the error reply. */
+async function optionalJson(
+  ctx: Context,
+): Promise<{ ok: true; value: Record<string, unknown> } | { ok: false; reply: Reply }> {
+  if (!hasBody(ctx.req)) return { ok: true, value: {} };
+  const body = await readBody(ctx.req, JSON_BODY);
+  if (!body.ok) return { ok: false, reply: jsonReply(body.status, { error: body.error }) };
+  const value = jsonObject(body.text);
+  if (value === null) return { ok: false, reply: jsonReply(400, { error: 'invalid_request' }) };
+  return { ok: true, value };
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return (
+    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0
+  );
+}
+
+/** A body, or a content type, that is not JSON: a cross-site form or `text/plain` post. */
+function hasNonJsonBody(req: IncomingMessage): boolean {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  return type === '' ? hasBody(req) : type !== JSON_BODY;
+}
+
+function originHeaders(ctx: Context) {
+  return {
+    method: ctx.method,
+    origin: header(ctx.req, 'origin'),
+    referer: header(ctx.req, 'referer'),
+    secFetchSite: header(ctx.req, 'sec-fetch-site'),
+  };
+}
+
+function loginFailure(result: LoginResult & { ok: false }): { status: number; message: string } {
+  if (result.error === 'too_many_attempts') {
+    return { status: 429, message: tooMany(result.retryAfterSeconds) };
+  }
+  if (result.error === 'invalid_request') {
+    return { status: 400, message: 'Enter your username and password.' };
+  }
+  return { status: 401, message: LOGIN_FAILED };
+}
+
+function retryAfterOf(result: LoginResult & { ok: false }): Record<string, string> {
+  return result.error === 'too_many_attempts' ? retryAfterIn(result.retryAfterSeconds) : {};
+}
+
+function retryAfterIn(seconds: number): Record<string, string> {
+  return { 'retry-after': String(seconds) };
+}
+
+function throttledJson(seconds: number): Reply {
+  return jsonReply(429, { error: 'too_many_attempts' }, { headers: retryAfterIn(seconds) });
+}
+
+function tooMany(seconds: number): string {
+  return `Too many attempts. Try again in ${seconds} second${seconds === 1 ? '' : 's'}.`;
+}
+
+function csrfFailure(viewer: Viewer, setCookie: readonly string[]): Reply {
+  const page = messagePage(
+    'Form expired',
+    'This form is no longer valid. Go back, reload the page and try again.',
+    viewer,
+  );
+  return htmlReply(403, page, { setCookie });
 }
 
 function contextOf(req: IncomingMessage, trustedProxies: ReadonlySet<string>): Context | null {
@@ -347,16 +700,6 @@ function contextOf(req: IncomingMessage, trustedProxies: ReadonlySet<string>): C
     query: new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1)),
     ip: clientIp(req, trustedProxies),
     cookie: header(req, 'cookie'),
-  };
-}
-
-function infoFor(ctx: Context) {
-  return {
-    method: ctx.method,
-    url: ctx.req.url ?? '/',
-    cookie: ctx.cookie,
-    accept: header(ctx.req, 'accept'),
-    secFetchMode: header(ctx.req, 'sec-fetch-mode'),
   };
 }
 

@@ -17,6 +17,12 @@ export interface ServeConfig {
   readonly cookieName: string;
   readonly trustedProxies: ReadonlySet<string>;
   readonly behindHttps: boolean;
+  /** PEM files: serve HTTPS directly. Both or neither. */
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly secretFile: string;
+  /** Audit log file; null writes it to standard output. */
+  readonly auditLog: string | null;
+  readonly reauthWindow: number;
 }
 
 export const SERVE_USAGE = `Usage: latchkey serve [options]
@@ -38,6 +44,13 @@ Options (each also read from the environment variable shown):
                            (LATCHKEY_TRUST_PROXY)
   --behind-https           a proxy in front terminates HTTPS; required to listen on an address
                            other than localhost, 127.0.0.1 or ::1 (LATCHKEY_BEHIND_HTTPS=1)
+  --tls-cert FILE          serve HTTPS with this PEM certificate (LATCHKEY_TLS_CERT)
+  --tls-key FILE           and this PEM private key (LATCHKEY_TLS_KEY)
+  --secret-file FILE       secret that signs CSRF tokens, created 0600 if absent; share it between
+                           servers of one site (LATCHKEY_SECRET_FILE, default ./latchkey.secret)
+  --audit-log FILE         audit log (JSON lines) file (LATCHKEY_AUDIT_LOG, default standard output)
+  --reauth-window DUR      how long after a password login sensitive changes need no password
+                           again (LATCHKEY_REAUTH_WINDOW, default 10m)
   -h, --help               show this help
 
 Durations: 500ms, 2s, 30m, 12h, 7d.`;
@@ -55,6 +68,11 @@ const OPTIONS = {
   'cookie-name': { type: 'string' },
   'trust-proxy': { type: 'string' },
   'behind-https': { type: 'boolean' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'secret-file': { type: 'string' },
+  'audit-log': { type: 'string' },
+  'reauth-window': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -78,7 +96,13 @@ export function readServeConfig(
   const host = pick('host') ?? '127.0.0.1';
   if (host.trim() === '') throw new ConfigError('--host: must not be empty');
   const behindHttps = readBoolean(pick('behind-https'), '--behind-https');
-  if (!behindHttps && !isLoopback(host)) {
+  const cert = pick('tls-cert') || undefined;
+  const key = pick('tls-key') || undefined;
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError('--tls-cert and --tls-key: give both or neither');
+  }
+  const tls = cert && key ? { cert, key } : null;
+  if (!behindHttps && !tls && !isLoopback(host)) {
     throw new ConfigError(
       `--host ${host}: browsers drop Secure cookies on plain http except on localhost, so logins would not stick; serve HTTPS through a proxy and pass --behind-https, or use 127.0.0.1`,
     );
@@ -96,6 +120,10 @@ export function readServeConfig(
     cookieName: pick('cookie-name') ?? '__Host-session',
     trustedProxies: readProxies(pick('trust-proxy')),
     behindHttps,
+    tls,
+    secretFile: pick('secret-file') || './latchkey.secret',
+    auditLog: pick('audit-log') || null,
+    reauthWindow: parseDuration(pick('reauth-window') ?? '10m', '--reauth-window'),
   };
 }
 

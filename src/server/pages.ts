@@ -7,35 +7,41 @@ export interface PageUser {
   readonly username: string;
 }
 
+/** Who a page is for, and the CSRF token its forms carry. */
+export interface Viewer {
+  readonly user: PageUser;
+  readonly csrf: string;
+}
+
 export function userOf(snapshot: JsonObject, userId: string): PageUser {
   const username = typeof snapshot.username === 'string' ? snapshot.username : userId;
   return { id: userId, username };
 }
 
-/**
- * The one place an HTML form is written: every form posts, so a CSRF field added here reaches
- * them all.
- */
+/** The one place an HTML form is written: every form posts, and every one carries its CSRF token. */
 export function form(options: {
   action: string;
+  csrf: string;
   fields?: Readonly<Record<string, string>>;
   className?: string;
   body: SafeHtml;
 }): SafeHtml {
-  const hidden = Object.entries(options.fields ?? {}).map(
+  const fields = { ...options.fields, csrf: options.csrf };
+  const hidden = Object.entries(fields).map(
     ([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`,
   );
   const className = options.className ? html` class="${options.className}"` : null;
   return html`<form method="post" action="${options.action}"${className}>${hidden}${options.body}</form>`;
 }
 
-function layout(options: { title: string; user?: PageUser | null; main: SafeHtml }): string {
-  const nav = options.user
+function layout(options: { title: string; viewer?: Viewer | null; main: SafeHtml }): string {
+  const viewer = options.viewer;
+  const nav = viewer
     ? html`<nav aria-label="Account">
         <a href="/dashboard">Dashboard</a>
         <a href="/profile">Profile</a>
         <a href="/sessions">Sessions</a>
-        ${form({ action: '/logout', className: 'inline', body: html`<button type="submit" class="link">Log out</button>` })}
+        ${form({ action: '/logout', csrf: viewer.csrf, className: 'inline', body: html`<button type="submit" class="link">Log out</button>` })}
       </nav>`
     : null;
   return html`<!doctype html>
@@ -62,6 +68,7 @@ function errorNotice(message: string | null): SafeHtml | null {
 }
 
 export function loginPage(options: {
+  csrf: string;
   username?: string;
   next?: string | null;
   error?: string | null;
@@ -78,6 +85,7 @@ export function loginPage(options: {
     <label for="password">Password</label>
     <input id="password" name="password" type="password" autocomplete="current-password" required
       maxlength="1024"${describedBy}${focusPassword ? html` autofocus` : null}>
+    <label class="check"><input name="remember" type="checkbox"> Keep me signed in on this device for 30 days</label>
     <button type="submit">Log in</button>`;
   const signup = options.allowSignup
     ? html`<p>New here? <a href="${options.next ? `/signup?next=${encodeURIComponent(options.next)}` : '/signup'}">Create an account</a>.</p>`
@@ -86,12 +94,13 @@ export function loginPage(options: {
     title: 'Log in',
     main: html`<h1>Log in</h1>
 ${errorNotice(options.error ?? null)}
-${form({ action: '/login', fields, className: 'stack', body })}
+${form({ action: '/login', csrf: options.csrf, fields, className: 'stack', body })}
 ${signup}`,
   });
 }
 
 export function signupPage(options: {
+  csrf: string;
   username?: string;
   next?: string | null;
   error?: string | null;
@@ -104,23 +113,23 @@ export function signupPage(options: {
     <label for="password">Password</label>
     <input id="password" name="password" type="password" autocomplete="new-password" required
       minlength="8" maxlength="1024" aria-describedby="password-hint">
-    <p class="hint" id="password-hint">At least 8 characters. A long passphrase is best.</p>
+    <p class="hint" id="password-hint">At least 8 characters, not a common password. A long passphrase is best.</p>
     <button type="submit">Create account</button>`;
   return layout({
     title: 'Sign up',
     main: html`<h1>Create an account</h1>
 ${errorNotice(options.error ?? null)}
-${form({ action: '/signup', fields, className: 'stack', body })}
+${form({ action: '/signup', csrf: options.csrf, fields, className: 'stack', body })}
 <p>Already have an account? <a href="/login">Log in</a>.</p>`,
   });
 }
 
-export function dashboardPage(user: PageUser, session: SessionRecord): string {
+export function dashboardPage(viewer: Viewer, session: SessionRecord): string {
   return layout({
     title: 'Dashboard',
-    user,
+    viewer,
     main: html`<h1>Dashboard</h1>
-<p class="lead">Signed in as <strong>${user.username}</strong>.</p>
+<p class="lead">Signed in as <strong>${viewer.user.username}</strong>.</p>
 <dl>
   <dt>Signed in</dt><dd>${time(session.authenticatedAt)}</dd>
   <dt>Ends after inactivity at</dt><dd>${time(session.idleExpiresAt)}</dd>
@@ -130,33 +139,96 @@ export function dashboardPage(user: PageUser, session: SessionRecord): string {
   });
 }
 
-export function profilePage(user: PageUser, session: SessionRecord): string {
+export function profilePage(viewer: Viewer, session: SessionRecord): string {
+  const { user, csrf } = viewer;
   return layout({
     title: 'Profile',
-    user,
+    viewer,
     main: html`<h1>Profile</h1>
 <dl>
   <dt>Username</dt><dd>${user.username}</dd>
   <dt>User id</dt><dd><code>${user.id}</code></dd>
   <dt>Last password check</dt><dd>${time(session.authenticatedAt)}</dd>
-</dl>`,
+</dl>
+<p><a href="/password">Change your password</a></p>
+<h2>Sign out everywhere</h2>
+<p>Ends every session and "keep me signed in" token of your account, this one included.</p>
+${form({ action: '/logout-everywhere', csrf, body: html`<button type="submit" class="danger">Log out everywhere</button>` })}
+<h2>Disable your account</h2>
+<p>Nobody can sign in to a disabled account until an administrator enables it again.</p>
+${form({ action: '/account/disable', csrf, className: 'stack', body: html`${currentPasswordField(false)}<button type="submit" class="danger">Disable my account</button>` })}`,
+  });
+}
+
+/** Asks for the current password: required once the last password login is no longer recent. */
+function currentPasswordField(required: boolean): SafeHtml {
+  return html`<label for="current_password">Current password${required ? null : ' (if asked)'}</label>
+    <input id="current_password" name="current_password" type="password" autocomplete="current-password"
+      maxlength="1024"${required ? html` required` : null}>`;
+}
+
+export function passwordPage(
+  viewer: Viewer,
+  options: { recentLogin: boolean; error?: string | null },
+): string {
+  const body = html`
+    ${currentPasswordField(!options.recentLogin)}
+    <label for="new_password">New password</label>
+    <input id="new_password" name="new_password" type="password" autocomplete="new-password" required
+      minlength="8" maxlength="1024" aria-describedby="password-hint">
+    <p class="hint" id="password-hint">At least 8 characters, not a common password. A long passphrase is best.</p>
+    <label class="check"><input name="sign_out_others" type="checkbox" checked> Sign out all other sessions</label>
+    <button type="submit">Change password</button>`;
+  return layout({
+    title: 'Change password',
+    viewer,
+    main: html`<h1>Change password</h1>
+${errorNotice(options.error ?? null)}
+${form({ action: '/password', csrf: viewer.csrf, className: 'stack', body })}`,
+  });
+}
+
+/**
+ * The "confirm it's you" step of a sensitive action: the same form again, with the password
+ * field, posting to the same action.
+ */
+export function confirmPage(
+  viewer: Viewer,
+  options: { action: string; fields: Readonly<Record<string, string>>; error?: string | null },
+): string {
+  return layout({
+    title: 'Confirm your password',
+    viewer,
+    main: html`<h1>Confirm your password</h1>
+<p>This change needs your password: your last sign-in with it was a while ago.</p>
+${errorNotice(options.error ?? null)}
+${form({
+  action: options.action,
+  csrf: viewer.csrf,
+  fields: options.fields,
+  className: 'stack',
+  body: html`${currentPasswordField(true)}<button type="submit">Confirm</button>`,
+})}`,
   });
 }
 
 export function sessionsPage(
-  user: PageUser,
+  viewer: Viewer,
   sessions: readonly SessionRecord[],
   currentId: string,
 ): string {
+  const { csrf } = viewer;
   const rows = sessions.map((session) => {
     const current = session.id === currentId;
     const action = current
       ? form({
           action: '/logout',
+          csrf,
           body: html`<button type="submit">Log out</button>`,
         })
       : form({
           action: '/sessions/revoke',
+          csrf,
           fields: { id: session.id },
           body: html`<button type="submit" aria-label="Revoke session from ${session.userAgent ?? 'unknown device'}">Revoke</button>`,
         });
@@ -171,7 +243,7 @@ export function sessionsPage(
   const others = sessions.length > 1;
   return layout({
     title: 'Sessions',
-    user,
+    viewer,
     main: html`<h1>Your sessions</h1>
 <p>${sessions.length === 1 ? 'You are signed in on 1 device.' : `You are signed in on ${sessions.length} devices.`}</p>
 <div class="table-wrap">
@@ -180,12 +252,12 @@ export function sessionsPage(
   <tbody>${rows}</tbody>
 </table>
 </div>
-${others ? form({ action: '/sessions/revoke-others', body: html`<button type="submit" class="danger">Log out all other sessions</button>` }) : null}`,
+${others ? form({ action: '/sessions/revoke-others', csrf, body: html`<button type="submit" class="danger">Log out all other sessions</button>` }) : null}`,
   });
 }
 
-export function messagePage(title: string, message: string, user: PageUser | null = null): string {
-  return layout({ title, user, main: html`<h1>${title}</h1><p>${message}</p>` });
+export function messagePage(title: string, message: string, viewer: Viewer | null = null): string {
+  return layout({ title, viewer, main: html`<h1>${title}</h1><p>${message}</p>` });
 }
 
 /**

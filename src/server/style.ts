@@ -48,6 +48,8 @@ h1 { margin-top: 0; font-size: 1.6rem; }
 form.stack { display: grid; gap: 0.4rem; max-width: 22rem; }
 form.inline { display: inline; }
 label { font-weight: 600; margin-top: 0.6rem; }
+label.check { font-weight: 400; display: flex; gap: 0.5rem; align-items: center; }
+h2 { font-size: 1.15rem; margin-top: 2rem; }
 input[type="text"], input[type="password"] {
   font: inherit; padding: 0.55rem 0.7rem; border: 1px solid var(--line); border-radius: 6px;
   background: var(--bg); color: var(--text);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Latchkey, MemoryStore } from '../../src/index.js';
+import { CsrfTokens, Latchkey, MemoryStore } from '../../src/index.js';
 import { type AppOptions, clientIp, createApp } from '../../src/server/app.js';
 import { isLoopback, readServeConfig } from '../../src/server/config.js';
 import { escapeHtml, html } from '../../src/server/html.js';
@@ -21,7 +21,15 @@ async function listen(options: Partial<AppOptions> = {}): Promise<TestServer> {
   const store = new MemoryStore();
   const auth = new Latchkey({ store, users: store });
   const server: Server = createServer(
-    createApp({ latchkey: auth, store, allowSignup: true, trustedProxies: new Set(), ...options }),
+    createApp({
+      latchkey: auth,
+      store,
+      allowSignup: true,
+      trustedProxies: new Set(),
+      csrf: new CsrfTokens('a test secret of at least thirty-two bytes'),
+      https: false,
+      ...options,
+    }),
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -42,9 +50,9 @@ beforeAll(async () => {
 afterAll(() => app.close());
 
 async function login(username = 'ada'): Promise<string> {
-  const response = await fetch(`${app.url}/api/login`, {
+  const response = await call(`${app.url}/api/login`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', origin: app.url },
     body: JSON.stringify({ username, password: PASSWORD }),
   });
   expect(response.status).toBe(200);
@@ -55,17 +63,62 @@ function get(path: string, headers: Record<string, string> = {}): Promise<Respon
   return fetch(`${app.url}${path}`, { redirect: 'manual', headers: { ...NAVIGATE, ...headers } });
 }
 
-function post(
+/** fetch, as a same-origin page would send it: unsafe methods carry the page's Origin. */
+function call(url: string, init: RequestInit = {}): Promise<Response> {
+  const method = init.method ?? 'GET';
+  if (method === 'GET' || method === 'HEAD') return fetch(url, init);
+  const origin = new URL(url).origin;
+  return fetch(url, { ...init, headers: { origin, ...(init.headers as Record<string, string>) } });
+}
+
+/** The CSRF token a page gives its forms, and the pre-login cookie it set (if any). */
+async function formToken(
+  path: string,
+  cookie: string | undefined,
+): Promise<{ csrf: string; cookie: string }> {
+  const response = await get(path, cookie ? { cookie } : {});
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await response.text())?.[1];
+  if (!csrf) throw new Error(`no CSRF token on ${path}`);
+  const preLogin = response.headers
+    .getSetCookie()
+    .map((line) => line.split(';')[0] as string)
+    .find((pair) => pair.startsWith('__Host-csrf='));
+  return { csrf, cookie: [cookie, preLogin].filter(Boolean).join('; ') };
+}
+
+/** A same-origin request with a form body and no CSRF token (API calls, method checks). */
+function rawPost(
   path: string,
   body: string,
   headers: Record<string, string> = {},
   method = 'POST',
 ): Promise<Response> {
-  return fetch(`${app.url}${path}`, {
+  return call(`${app.url}${path}`, {
     method,
     redirect: 'manual',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body,
+  });
+}
+
+/** A form post as the browser sends it from our own page, CSRF token included. */
+async function post(
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const source = path === '/login' || path === '/signup' ? path : '/dashboard';
+  const token = await formToken(source, headers.cookie);
+  const fields = `${body}${body ? '&' : ''}csrf=${encodeURIComponent(token.csrf)}`;
+  return call(`${app.url}${path}`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...headers,
+      ...(token.cookie ? { cookie: token.cookie } : {}),
+    },
+    body: fields,
   });
 }
 
@@ -200,7 +253,7 @@ describe('pages', () => {
       await post('/login', `username=${encodeURIComponent(name)}&password=x`)
     ).text();
     expect(failed).not.toContain('<img');
-    const agent = await fetch(`${app.url}/sessions`, {
+    const agent = await call(`${app.url}/sessions`, {
       headers: { ...NAVIGATE, cookie, 'user-agent': '<script>x</script>' },
     });
     expect(await agent.text()).not.toContain('<script>');
@@ -236,7 +289,7 @@ describe('sign-up', () => {
 
   it('the JSON twin answers 201, 409 and 400', async () => {
     const signup = (body: unknown) =>
-      fetch(`${app.url}/api/signup`, {
+      call(`${app.url}/api/signup`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
@@ -252,8 +305,8 @@ describe('sign-up', () => {
 
   it('is absent without allowSignup', async () => {
     const closed = await listen({ allowSignup: false });
-    expect((await fetch(`${closed.url}/signup`)).status).toBe(404);
-    expect((await fetch(`${closed.url}/login`).then((r) => r.text())).includes('/signup')).toBe(
+    expect((await call(`${closed.url}/signup`)).status).toBe(404);
+    expect((await call(`${closed.url}/login`).then((r) => r.text())).includes('/signup')).toBe(
       false,
     );
     await closed.close();
@@ -288,7 +341,7 @@ describe('sessions page and API', () => {
     const theirs = await login('grace');
     const theirId = (await sessionIds(theirs)).find((s) => s.current)?.id as string;
     for (const id of [theirId, 'unknown-id']) {
-      const api = await fetch(`${app.url}/api/sessions/${id}`, {
+      const api = await call(`${app.url}/api/sessions/${id}`, {
         method: 'DELETE',
         headers: { cookie: mine },
       });
@@ -303,7 +356,7 @@ describe('sessions page and API', () => {
     const a = await login('ada');
     const b = await login('ada');
     const bId = (await sessionIds(b)).find((s) => s.current)?.id as string;
-    const deleted = await fetch(`${app.url}/api/sessions/${bId}`, {
+    const deleted = await call(`${app.url}/api/sessions/${bId}`, {
       method: 'DELETE',
       headers: { cookie: a },
     });
@@ -311,7 +364,7 @@ describe('sessions page and API', () => {
     expect(deleted.headers.getSetCookie()).toEqual([]);
     expect((await get('/api/me', { cookie: b })).status).toBe(401);
     const aId = (await sessionIds(a)).find((s) => s.current)?.id as string;
-    const self = await fetch(`${app.url}/api/sessions/${aId}`, {
+    const self = await call(`${app.url}/api/sessions/${aId}`, {
       method: 'DELETE',
       headers: { cookie: a },
     });
@@ -338,7 +391,7 @@ describe('sessions page and API', () => {
       ].sort(),
     );
     expect(JSON.stringify(me)).not.toContain(cookie.split('=')[1]);
-    const logout = await post('/api/logout', '', { cookie });
+    const logout = await call(`${app.url}/api/logout`, { method: 'POST', headers: { cookie } });
     expect(logout.status).toBe(204);
     expect(logout.headers.getSetCookie()[0]).toMatch(/^__Host-session=; Max-Age=0/);
     expect((await get('/api/me', { cookie })).status).toBe(401);
@@ -355,7 +408,7 @@ describe('sessions page and API', () => {
 describe('hostile and malformed requests', () => {
   it('JSON endpoints refuse other media types with 415', async () => {
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data']) {
-      const response = await post(
+      const response = await rawPost(
         '/api/login',
         JSON.stringify({ username: 'ada', password: PASSWORD }),
         {
@@ -366,14 +419,14 @@ describe('hostile and malformed requests', () => {
       expect(await response.json()).toEqual({ error: 'unsupported_media_type' });
     }
     expect(
-      (await post('/login', 'username=ada', { 'content-type': 'application/json' })).status,
+      (await rawPost('/login', 'username=ada', { 'content-type': 'application/json' })).status,
     ).toBe(415);
   });
 
   it('a 1 MB password is refused fast with 413, never hashed', async () => {
     const big = 'x'.repeat(1024 * 1024);
     const start = performance.now();
-    const api = await post('/api/login', JSON.stringify({ username: 'ada', password: big }), {
+    const api = await rawPost('/api/login', JSON.stringify({ username: 'ada', password: big }), {
       'content-type': 'application/json',
     });
     const form = await post('/login', `username=ada&password=${big}`);
@@ -383,7 +436,7 @@ describe('hostile and malformed requests', () => {
   });
 
   it('a 1,025-character password fits the body limit and is a 400 without hashing', async () => {
-    const response = await post(
+    const response = await rawPost(
       '/api/login',
       JSON.stringify({ username: 'ada', password: 'x'.repeat(1025) }),
       {
@@ -405,11 +458,11 @@ describe('hostile and malformed requests', () => {
       '{"username":"ada\\u0000","password":"correct horse battery"}',
     ];
     for (const body of bodies) {
-      const response = await post('/api/login', body, { 'content-type': 'application/json' });
+      const response = await rawPost('/api/login', body, { 'content-type': 'application/json' });
       expect([400, 401], body).toContain(response.status);
       expect(Object.keys((await response.json()) as object)).toEqual(['error']);
     }
-    const invalidUtf8 = await fetch(`${app.url}/api/login`, {
+    const invalidUtf8 = await call(`${app.url}/api/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: Buffer.from([0x7b, 0xff, 0x7d]),
@@ -434,7 +487,7 @@ describe('hostile and malformed requests', () => {
   it('unknown paths are 404 and unknown methods on known paths 405 with Allow', async () => {
     expect((await get('/nope')).status).toBe(404);
     expect((await get('/api/nope')).headers.get('content-type')).toBe('application/json');
-    const put = await post('/login', '', {}, 'PUT');
+    const put = await rawPost('/login', '', {}, 'PUT');
     expect(put.status).toBe(405);
     expect(put.headers.get('allow')).toBe('GET, HEAD, POST');
   });
@@ -447,26 +500,26 @@ describe('hostile and malformed requests', () => {
     });
     await broken.close();
     const cookie = `__Host-session=${'A'.repeat(43)}`;
-    const page = await fetch(`${down.url}/dashboard`, {
+    const page = await call(`${down.url}/dashboard`, {
       redirect: 'manual',
       headers: { ...NAVIGATE, cookie },
     });
     expect(page.status).toBe(503);
     expect(page.headers.get('retry-after')).toBe('5');
-    const loginAttempt = await fetch(`${down.url}/api/login`, {
+    const loginAttempt = await call(`${down.url}/api/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: 'ada', password: PASSWORD }),
     });
     expect(loginAttempt.status).toBe(503);
     expect(await loginAttempt.json()).toEqual({ error: 'unavailable' });
-    expect((await fetch(`${down.url}/readyz`)).status).toBe(503);
-    expect((await fetch(`${down.url}/healthz`)).status).toBe(200);
+    expect((await call(`${down.url}/readyz`)).status).toBe(503);
+    expect((await call(`${down.url}/healthz`)).status).toBe(200);
     await down.close();
   });
 
   it('/readyz is 200 while the store answers', async () => {
-    const response = await fetch(`${app.url}/readyz`);
+    const response = await call(`${app.url}/readyz`);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ status: 'ready' });
   });

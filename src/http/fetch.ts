@@ -1,0 +1,120 @@
+import { StoreUnavailableError } from '../core/errors.js';
+import {
+  type Credentials,
+  type Latchkey,
+  type LoginResult,
+  requestInfoOf,
+  toResponse,
+} from '../core/latchkey.js';
+import type { JsonObject, SessionRecord, SessionStore } from '../core/store.js';
+import { isWellFormedToken, sessionIdOf } from '../core/token.js';
+
+/**
+ * Who is making a request: the session and the user snapshot kept in it. `User` is the shape of
+ * the snapshot the app stores at login; latchkey does not check it, the app vouches for it.
+ */
+export interface Auth<User extends JsonObject = JsonObject> {
+  readonly user: User;
+  readonly session: SessionRecord;
+}
+
+export type FetchAuthentication<User extends JsonObject = JsonObject> =
+  | {
+      readonly ok: true;
+      readonly auth: Auth<User>;
+      /** Put these on the response ({@link withCookies}); empty today, kept for forward use. */
+      readonly setCookie: readonly string[];
+    }
+  | {
+      readonly ok: false;
+      readonly auth: null;
+      /** The core's answer (303 to login, 401 JSON or 503 + Retry-After), cookies included. */
+      readonly response: Response;
+    };
+
+/** Anything with `get(name)` over request headers: `Headers`, or Next's `await headers()`. */
+export interface HeaderReader {
+  get(name: string): string | null;
+}
+
+/**
+ * Authenticates a Web `Request` where the response can carry cookies (route handlers, Next's
+ * `proxy.ts`): refreshes the session at most once per touch interval. On failure, gives the
+ * response to return as is.
+ */
+export async function authenticate<User extends JsonObject = JsonObject>(
+  latchkey: Latchkey,
+  request: Request,
+): Promise<FetchAuthentication<User>> {
+  const result = await latchkey.authenticate(requestInfoOf(request));
+  if (!result.ok) {
+    return { ok: false, auth: null, response: toResponse(result.denial, result.setCookie) };
+  }
+  return { ok: true, auth: authOf<User>(result.session), setCookie: result.setCookie };
+}
+
+/**
+ * Reads the session while rendering (a Server Component), where no cookie can be set: never
+ * refreshes, never deletes, never writes. Null when there is no live session. Throws
+ * {@link StoreUnavailableError} when the store cannot answer (fail closed, not "logged out").
+ */
+export async function readSession<User extends JsonObject = JsonObject>(
+  latchkey: Latchkey,
+  headers: HeaderReader,
+): Promise<Auth<User> | null> {
+  const cookie = latchkey.sessionCookie.read(headers.get('cookie'));
+  if (cookie.value === null || !isWellFormedToken(cookie.value)) return null;
+  // The core has no read-only lookup yet (see the adapter notes): read the store directly.
+  const { store, now } = latchkey as unknown as { store: SessionStore; now: () => number };
+  let session: SessionRecord | null;
+  try {
+    session = await store.get(sessionIdOf(cookie.value));
+  } catch (error) {
+    throw new StoreUnavailableError(error);
+  }
+  const time = now();
+  if (!session || time >= session.idleExpiresAt || time >= session.absoluteExpiresAt) return null;
+  return authOf<User>(session);
+}
+
+/**
+ * Checks credentials and starts a session; any session the request carried is ended. On success,
+ * put `result.setCookie` on the response ({@link withCookies}).
+ */
+export function login(
+  latchkey: Latchkey,
+  request: Request,
+  credentials: Credentials,
+  context: { ip?: string | null } = {},
+): Promise<LoginResult> {
+  return latchkey.login(credentials, {
+    ip: context.ip ?? null,
+    userAgent: request.headers.get('user-agent'),
+    cookie: request.headers.get('cookie'),
+  });
+}
+
+/** Ends the request's session; gives the cookie that clears it in the browser. */
+export async function logout(latchkey: Latchkey, request: Request): Promise<readonly string[]> {
+  const { setCookie } = await latchkey.endSession(request.headers.get('cookie'));
+  return setCookie;
+}
+
+/** Adds `Set-Cookie` values to a response, copying it first when its headers are immutable. */
+export function withCookies(response: Response, setCookie: readonly string[]): Response {
+  if (setCookie.length === 0) return response;
+  let target = response;
+  try {
+    target.headers.append('set-cookie', setCookie[0] as string);
+  } catch {
+    target = new Response(response.body, response);
+    target.headers.append('set-cookie', setCookie[0] as string);
+  }
+  for (const value of setCookie.slice(1)) target.headers.append('set-cookie', value);
+  return target;
+}
+
+function authOf<User extends JsonObject>(session: SessionRecord): Auth<User> {
+  // The snapshot is what the app stored at login; `User` is the app's word for its shape.
+  return { user: session.user as User, session };
+}
