@@ -28,23 +28,42 @@ function cookieOf(response: Response): string {
   return setCookie.split(';')[0] as string;
 }
 
-function postForm(url: string, fields: Record<string, string>, cookie?: string): Promise<Response> {
+/**
+ * Posts a form the way a browser does from the page that shows it: with the page's CSRF token
+ * (and the pre-login cookie the login page sets) and our own Origin.
+ */
+async function postForm(
+  url: string,
+  fields: Record<string, string>,
+  cookie?: string,
+): Promise<Response> {
+  const target = new URL(url);
+  const formPage = ['/login', '/signup'].includes(target.pathname) ? target.pathname : '/dashboard';
+  const shown = await page(`${target.origin}${formPage}`, cookie);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(await shown.text())?.[1];
+  if (!csrf) throw new Error(`no CSRF token on ${formPage} (status ${shown.status})`);
+  const preLogin = shown.headers
+    .getSetCookie()
+    .map((line) => line.split(';')[0] as string)
+    .filter((pair) => pair.startsWith('__Host-csrf='));
+  const cookies = [cookie, ...preLogin].filter(Boolean).join('; ');
   return fetch(url, {
     method: 'POST',
     redirect: 'manual',
     headers: {
       'content-type': 'application/x-www-form-urlencoded',
+      origin: target.origin,
       ...NAVIGATE,
-      ...(cookie ? { cookie } : {}),
+      ...(cookies ? { cookie: cookies } : {}),
     },
-    body: new URLSearchParams(fields),
+    body: new URLSearchParams({ ...fields, csrf }),
   });
 }
 
 async function apiLogin(url: string, username: string, password = PASSWORD): Promise<Response> {
   return fetch(`${url}/api/login`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', origin: url },
     body: JSON.stringify({ username, password }),
   });
 }
@@ -185,11 +204,13 @@ describe('latchkey serve, run as the built CLI, walks the seed sequence diagram'
     const { url } = await serve(['--db', temp.db]);
     const form = { username: 'newcomer', password: 'not the password' };
     const json = () => apiLogin(url, form.username, form.password);
-    const unknownHtml = await snapshot(await postForm(`${url}/login`, form));
+    // One browser: the same pre-login cookie, so the same CSRF token in both pages.
+    const preLogin = cookieOf(await page(`${url}/login`));
+    const unknownHtml = await snapshot(await postForm(`${url}/login`, form, preLogin));
     const unknownApi = await snapshot(await json());
 
     await addUser(temp.db, 'newcomer', PASSWORD);
-    const wrongHtml = await snapshot(await postForm(`${url}/login`, form));
+    const wrongHtml = await snapshot(await postForm(`${url}/login`, form, preLogin));
     const wrongApi = await snapshot(await json());
 
     expect(unknownHtml.status).toBe(401);
@@ -215,6 +236,7 @@ describe('latchkey serve, run as the built CLI, walks the seed sequence diagram'
           headers: {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
+            origin: server.url,
           },
         },
         (res) => {
@@ -266,7 +288,11 @@ describe('latchkey serve configuration', () => {
   it('without --allow-signup there is no sign-up', async () => {
     const { url } = await serve(['--db', temp.db]);
     expect((await fetch(`${url}/signup`)).status).toBe(404);
-    const response = await postForm(`${url}/signup`, { username: 'eve', password: PASSWORD });
+    const response = await fetch(`${url}/signup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: url },
+      body: new URLSearchParams({ username: 'eve', password: PASSWORD }),
+    });
     expect(response.status).toBe(404);
   });
 

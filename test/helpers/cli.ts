@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The built CLI (test/global-setup.ts builds dist/ before any test runs). */
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const TEST_SECRET = join(tmpdir(), 'latchkey-test.secret');
 
 export interface CliResult {
   readonly code: number | null;
@@ -60,7 +61,8 @@ export function startServe(
   options: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<ServeProcess> {
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], {
-    env: { ...cleanEnv(), ...options.env },
+    // Tests share one CSRF secret outside the repository unless they pick their own.
+    env: { ...cleanEnv(), LATCHKEY_SECRET_FILE: TEST_SECRET, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
