@@ -9,6 +9,10 @@ export default defineConfig({
     alias: [
       { find: /^latchkey$/, replacement: src('index.ts') },
       { find: /^latchkey\/node$/, replacement: src('http/node.ts') },
+      {
+        find: /^latchkey\/(express|fastify|hono|fetch)$/,
+        replacement: src('http/$1.ts'),
+      },
       { find: /^latchkey\/stores\/sqlite$/, replacement: src('stores/sqlite.ts') },
       { find: /^latchkey\/stores\/redis$/, replacement: src('stores/redis.ts') },
       { find: /^latchkey\/stores\/postgres$/, replacement: src('stores/postgres.ts') },
