@@ -1,22 +1,9 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { Credentials, Denial, Latchkey, LoginResult, RequestInfo } from '../core/latchkey.js';
-import type { JsonObject } from '../core/store.js';
-import type { Auth } from './fetch.js';
+import type { Auth, RegisteredUser } from './fetch.js';
 import { requestInfo, sendDenial } from './node.js';
 
-export type { Auth } from './fetch.js';
-
-/**
- * Augment to type `req.auth.user` with the snapshot your app stores at login:
- * `declare module 'latchkey/express' { interface Register { user: { id: string; name: string } } }`
- */
-// biome-ignore lint/suspicious/noEmptyInterface: apps augment it (declaration merging)
-export interface Register {}
-
-/** The registered user snapshot type, or `JsonObject` when the app registered none. */
-export type RegisteredUser = Register extends { user: infer User extends JsonObject }
-  ? User
-  : JsonObject;
+export type { Auth, RegisteredUser } from './fetch.js';
 
 declare global {
   namespace Express {
@@ -113,6 +100,6 @@ function stateOf(req: Request): RequestState {
 }
 
 function authOf(session: Auth['session']): Auth<RegisteredUser> {
-  // The snapshot is what the app stored at login; Register is the app's word for its shape.
+  // The snapshot is what the app stored at login; LatchkeyRegister is the app's word for its shape.
   return { user: session.user as RegisteredUser, session };
 }

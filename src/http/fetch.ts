@@ -9,16 +9,30 @@ import {
 import type { JsonObject, SessionRecord, SessionStore } from '../core/store.js';
 import { isWellFormedToken, sessionIdOf } from '../core/token.js';
 
+declare global {
+  /**
+   * Augment once to type the user snapshot in every adapter (`req.auth.user` in Express,
+   * `request.auth.user` in Fastify, the default `User` of Hono and Fetch):
+   * `declare global { interface LatchkeyRegister { user: { id: string; name: string } } }`
+   */
+  interface LatchkeyRegister {}
+}
+
+/** The app's registered user snapshot type, or `JsonObject` when it registered none. */
+export type RegisteredUser = LatchkeyRegister extends { user: infer User extends JsonObject }
+  ? User
+  : JsonObject;
+
 /**
  * Who is making a request: the session and the user snapshot kept in it. `User` is the shape of
  * the snapshot the app stores at login; latchkey does not check it, the app vouches for it.
  */
-export interface Auth<User extends JsonObject = JsonObject> {
+export interface Auth<User extends JsonObject = RegisteredUser> {
   readonly user: User;
   readonly session: SessionRecord;
 }
 
-export type FetchAuthentication<User extends JsonObject = JsonObject> =
+export type FetchAuthentication<User extends JsonObject = RegisteredUser> =
   | {
       readonly ok: true;
       readonly auth: Auth<User>;
@@ -42,7 +56,7 @@ export interface HeaderReader {
  * `proxy.ts`): refreshes the session at most once per touch interval. On failure, gives the
  * response to return as is.
  */
-export async function authenticate<User extends JsonObject = JsonObject>(
+export async function authenticate<User extends JsonObject = RegisteredUser>(
   latchkey: Latchkey,
   request: Request,
 ): Promise<FetchAuthentication<User>> {
@@ -58,7 +72,7 @@ export async function authenticate<User extends JsonObject = JsonObject>(
  * refreshes, never deletes, never writes. Null when there is no live session. Throws
  * {@link StoreUnavailableError} when the store cannot answer (fail closed, not "logged out").
  */
-export async function readSession<User extends JsonObject = JsonObject>(
+export async function readSession<User extends JsonObject = RegisteredUser>(
   latchkey: Latchkey,
   headers: HeaderReader,
 ): Promise<Auth<User> | null> {

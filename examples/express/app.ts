@@ -1,0 +1,76 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import { type Duration, Latchkey, MemoryStore, type SessionStore, safeNextPath } from 'latchkey';
+import { authenticate, login, logout, requireAuth } from 'latchkey/express';
+
+// The snapshot latchkey keeps for its own accounts: `req.auth.user` is typed from here on.
+declare global {
+  interface LatchkeyRegister {
+    user: { id: string; username: string };
+  }
+}
+
+export const demoUser = { username: 'ada', password: 'correct horse battery staple' };
+
+const LOGIN_PAGE = `<!doctype html><title>Sign in</title>
+<form method="post"><input name="username"> <input name="password" type="password">
+<button>Sign in</button></form>`;
+
+export interface StartOptions {
+  port?: number;
+  idleTimeout?: Duration;
+  /** Sessions live here; users always live in memory. */
+  store?: SessionStore;
+}
+
+export async function start({ port = 3000, idleTimeout = '30m', store }: StartOptions = {}) {
+  const users = new MemoryStore();
+  const latchkey = new Latchkey({ store: store ?? users, users, idleTimeout });
+  await latchkey.createUser(demoUser.username, demoUser.password);
+
+  const app = express();
+  app.set('trust proxy', 'loopback'); // req.ip is the client's address behind a local proxy
+  app.use(express.json(), express.urlencoded({ extended: false }));
+  app.use(authenticate(latchkey));
+
+  app.get('/login', (_req, res) => {
+    res.type('html').send(LOGIN_PAGE);
+  });
+  app.post('/login', async (req, res) => {
+    const result = await login(req, res, req.body ?? {});
+    if (!result.ok) res.status(401).json({ error: result.error });
+    else if (req.is('urlencoded')) res.redirect(303, nextPath(req.query.next));
+    else res.json({ user: result.user });
+  });
+  app.get('/dashboard', requireAuth(), (req, res) => {
+    res.type('text').send(`Hello, ${req.auth?.user.username}`);
+  });
+  app.get('/api/me', requireAuth(), (req, res) => {
+    res.json({ user: req.auth?.user });
+  });
+  app.post('/logout', async (req, res) => {
+    await logout(req, res);
+    res.redirect(303, '/login');
+  });
+
+  const server = await new Promise<Server>((resolve) => {
+    const listening = app.listen(port, '127.0.0.1', () => resolve(listening));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    latchkey,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Where a form login returns to: the page that sent the browser to /login, if it is ours. */
+function nextPath(next: unknown): string {
+  return safeNextPath(typeof next === 'string' ? next : null) ?? '/dashboard';
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { url } = await start();
+  console.log(`express example on ${url} (${demoUser.username} / ${demoUser.password})`);
+}
