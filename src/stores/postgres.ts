@@ -96,7 +96,8 @@ const DEFAULT_SCHEMA = 'latchkey';
 const SWEEP_BATCH = 1000;
 /** Longest wait for our own NOTIFY to come back before a write resolves anyway. */
 const ECHO_TIMEOUT_MS = 1000;
-const LISTENER_HEARTBEAT_MS = 10_000;
+/** A LISTEN connection that died silently (no RST) is noticed within about twice this. */
+const LISTENER_HEARTBEAT_MS = 2000;
 
 function checkSchema(schema: unknown): string {
   // Fits NAMEDATALEN with the channel prefix; quoted everywhere, so the case is kept.
@@ -897,7 +898,7 @@ export class PostgresStore implements LatchkeyStore {
       ...this.pool.options,
       password: this.pool.options.password,
       keepAlive: true,
-      query_timeout: 5000,
+      query_timeout: LISTENER_HEARTBEAT_MS,
     });
     this.listener = client;
     let down = false;

@@ -1,0 +1,200 @@
+import { randomBytes } from 'node:crypto';
+import { Latchkey, StoreUnavailableError } from 'latchkey';
+import { PostgresStore } from 'latchkey/stores/postgres';
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  admin,
+  dropSchema,
+  POSTGRES_URL,
+  Relay,
+  randomSchema,
+  requirePostgres,
+  terminate,
+} from '../helpers/postgres-server.js';
+
+let schema = '';
+let relay: Relay | null = null;
+let store: PostgresStore | null = null;
+
+beforeEach(async (context) => {
+  await requirePostgres(context);
+  schema = randomSchema();
+});
+afterEach(async () => {
+  await store?.close();
+  store = null;
+  await relay?.cut();
+  relay = null;
+  if (schema) await dropSchema(schema);
+});
+
+function requestWith(token: string): Request {
+  return new Request('http://localhost/api/me', {
+    headers: { cookie: `__Host-session=${token}`, accept: 'application/json' },
+  });
+}
+
+/** Validates until the store answers again (it reconnects by itself); gives the time it took. */
+async function untilAnswering(auth: Latchkey, token: string): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      await auth.validate(token);
+      return Date.now() - started;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      if (Date.now() - started > 15_000) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** Waits until `count` statements of `applicationName` wait on a lock (so they are in flight). */
+async function untilWaitingOnLock(applicationName: string, count: number): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const [row] = await admin<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+      [applicationName],
+    );
+    if ((row?.n ?? 0) >= count) return;
+    if (Date.now() - started > 10_000) throw new Error('the calls never reached PostgreSQL');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<number> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return Date.now() - started;
+}
+
+describe('PostgreSQL outage', () => {
+  for (const cache of [false, true]) {
+    const label = cache ? ' (validation cache on)' : '';
+
+    it(`calls in flight when the server kills the store's connections fail closed; the next ones work${label}`, async () => {
+      const applicationName = `latchkey-outage-${randomBytes(4).toString('hex')}`;
+      const url = new URL(POSTGRES_URL);
+      url.searchParams.set('application_name', applicationName);
+      store = await PostgresStore.connect(url.toString(), { schema, cache });
+      const auth = new Latchkey({ store, maxSessionsPerUser: 5 });
+      const before = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => auth.create(`user-${i}`)),
+      );
+      const { token } = before[0] as { token: string };
+      expect((await auth.authenticate(requestWith(token))).ok).toBe(true);
+      if (cache) await until(() => store?.cache?.active === true);
+
+      // Hold the sessions table so the store's next statements are in flight when it is killed.
+      const blocker = new pg.Client({ connectionString: POSTGRES_URL });
+      await blocker.connect();
+      await blocker.query(
+        `BEGIN; LOCK TABLE "${schema}".latchkey_sessions IN ACCESS EXCLUSIVE MODE`,
+      );
+      const inFlight = [
+        auth.validate((before[1] as { token: string }).token),
+        auth.authenticate(requestWith((before[2] as { token: string }).token)),
+        auth.create('user-0'),
+        auth.revokeAllForUser('user-3'),
+      ] as const;
+      const settled = Promise.allSettled(inFlight);
+      await untilWaitingOnLock(applicationName, inFlight.length);
+      expect(await terminate(applicationName)).toBeGreaterThan(0);
+      const [validated, authenticated, created, revoked] = await settled;
+      for (const outcome of [validated, created, revoked]) {
+        expect(outcome?.status).toBe('rejected');
+        if (outcome?.status === 'rejected') {
+          expect(outcome.reason).toBeInstanceOf(StoreUnavailableError);
+        }
+      }
+      expect(authenticated?.status).toBe('fulfilled');
+      if (authenticated?.status === 'fulfilled') {
+        const denied = authenticated.value;
+        expect(denied.ok).toBe(false);
+        if (!denied.ok) {
+          expect(denied.reason).toBe('unavailable');
+          expect(denied.denial.status).toBe(503);
+          expect(denied.denial.headers['retry-after']).toBeDefined();
+        }
+      }
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+
+      // The same store, no restart: the pool replaced the killed connections.
+      const recoveredIn = await untilAnswering(auth, token);
+      console.info(
+        `postgres store answered again ${recoveredIn} ms after its connections were killed${label}`,
+      );
+      expect((await auth.authenticate(requestWith(token))).ok).toBe(true);
+      for (const { token: earlier } of before) {
+        expect((await auth.validate(earlier)).session).not.toBeNull();
+      }
+      if (cache) {
+        await until(() => store?.cache?.active === true);
+        const hits = store.cache?.stats().hitCount ?? 0;
+        await auth.validate(token);
+        await auth.validate(token);
+        expect(store.cache?.stats().hitCount).toBeGreaterThan(hits);
+      }
+    });
+
+    it(`fails closed and fast while PostgreSQL is unreachable, then recovers by itself${label}`, async () => {
+      relay = await Relay.start();
+      const applicationName = `latchkey-outage-${randomBytes(4).toString('hex')}`;
+      store = await PostgresStore.connect(relay.url(applicationName), {
+        schema,
+        cache,
+        connectTimeout: 500,
+      });
+      const auth = new Latchkey({ store });
+      const before = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => auth.create(`user-${i}`)),
+      );
+      const { token } = before[0] as { token: string };
+      expect((await auth.validate(token)).session).not.toBeNull();
+      if (cache) {
+        await until(() => store?.cache?.active === true);
+        await auth.validate(token);
+      }
+
+      await relay.cut();
+      const started = Date.now();
+      if (cache) {
+        // Losing the LISTEN connection turns the cache off: a cached session is no reason to answer.
+        const offIn = await until(() => store?.cache?.active === false, 1000);
+        console.info(`postgres cache off ${offIn} ms after the connection dropped`);
+      }
+      // A cached session is no reason to answer: with its LISTEN connection gone the cache is off.
+      await expect(auth.validate(token)).rejects.toBeInstanceOf(StoreUnavailableError);
+      const denied = await auth.authenticate(requestWith(token));
+      expect(denied.ok).toBe(false);
+      if (!denied.ok) expect(denied.denial.status).toBe(503);
+      await expect(auth.create('user-new')).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(auth.revoke(before[1]?.session.id ?? '')).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
+      expect(Date.now() - started).toBeLessThan(2000);
+
+      await relay.resume();
+      const recoveredIn = await untilAnswering(auth, token);
+      console.info(
+        `postgres store answered again ${recoveredIn} ms after the server came back${label}`,
+      );
+      for (const { token: earlier } of before) {
+        expect((await auth.validate(earlier)).session).not.toBeNull();
+      }
+      if (cache) {
+        const relistenedIn = await until(() => store?.cache?.active === true);
+        console.info(
+          `postgres cache listening again ${recoveredIn + relistenedIn} ms after the server came back`,
+        );
+      }
+    });
+  }
+});

@@ -1,0 +1,397 @@
+import { randomBytes } from 'node:crypto';
+import { Latchkey, type SessionRecord } from 'latchkey';
+import { migrate, PostgresStore } from 'latchkey/stores/postgres';
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../helpers/clock.js';
+import {
+  admin,
+  countingPool,
+  dropSchema,
+  POSTGRES_URL,
+  randomSchema,
+  requirePostgres,
+  terminate,
+} from '../helpers/postgres-server.js';
+
+const MINUTE = 60_000;
+let schema = '';
+let cleanups: (() => Promise<unknown>)[] = [];
+
+beforeEach(async (context) => {
+  await requirePostgres(context);
+  schema = randomSchema();
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  cleanups = [];
+  if (schema) await dropSchema(schema);
+});
+
+/** A store on a pool of its own (as a separate process would have), closed after the test. */
+async function openStore(
+  options: { cache?: boolean | { maxEntries?: number }; applicationName?: string } = {},
+) {
+  const url = new URL(POSTGRES_URL);
+  if (options.applicationName) url.searchParams.set('application_name', options.applicationName);
+  const counted = countingPool(url.toString());
+  const store = new PostgresStore(counted.pool, {
+    schema,
+    ...(options.cache === undefined ? {} : { cache: options.cache }),
+  });
+  cleanups.push(async () => {
+    await store.close();
+    await counted.pool.end();
+  });
+  await store.migrations();
+  if (store.cache) await until(() => store.cache?.active === true);
+  return { store, ...counted };
+}
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<number> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return Date.now() - started;
+}
+
+function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const now = Date.now();
+  return {
+    id: randomBytes(32).toString('base64url'),
+    userId: 'ada',
+    createdAt: now,
+    lastSeenAt: now,
+    idleExpiresAt: now + 30 * MINUTE,
+    absoluteExpiresAt: now + 720 * MINUTE,
+    authenticatedAt: now,
+    ip: null,
+    userAgent: null,
+    user: {},
+    data: {},
+    ...overrides,
+  };
+}
+
+describe('PostgreSQL migrations', () => {
+  it('are versioned and idempotent', async () => {
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL });
+    cleanups.push(() => pool.end());
+    expect(await migrate(pool, { schema })).toEqual({ applied: [1], version: 1 });
+    expect(await migrate(pool, { schema })).toEqual({ applied: [], version: 1 });
+    const rows = await admin<{ version: number; name: string }>(
+      `SELECT version, name FROM "${schema}".latchkey_migrations ORDER BY version`,
+    );
+    expect(rows.map((row) => row.version)).toEqual([1]);
+    // A store opened on a migrated schema applies nothing.
+    const store = new PostgresStore(pool, { schema });
+    expect(await store.migrations()).toEqual({ applied: [], version: 1 });
+    await store.close();
+  });
+
+  it('several migrators starting at once apply each version exactly once', async () => {
+    const pools = Array.from({ length: 6 }, () => new pg.Pool({ connectionString: POSTGRES_URL }));
+    cleanups.push(() => Promise.all(pools.map((pool) => pool.end())));
+    const reports = await Promise.all(pools.map((pool) => migrate(pool, { schema })));
+    expect(reports.filter((report) => report.applied.length > 0)).toEqual([
+      { applied: [1], version: 1 },
+    ]);
+    expect(reports.every((report) => report.version === 1)).toBe(true);
+  });
+
+  it('refuses a schema name that is not a plain identifier', () => {
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL });
+    cleanups.push(() => pool.end());
+    expect(() => new PostgresStore(pool, { schema: 'x"; DROP TABLE y; --' })).toThrow(/schema/);
+    expect(() => new PostgresStore(pool, { schema: 'a'.repeat(49) })).toThrow(/schema/);
+  });
+});
+
+describe('PostgreSQL store', () => {
+  it('a validation is one indexed query; a refresh adds one write', async () => {
+    const { store, count, reset } = await openStore();
+    const clock = new FakeClock(Date.now());
+    const auth = new Latchkey({ store, clock: clock.now });
+    const { token, session } = await auth.create('ada');
+    reset();
+    for (let i = 0; i < 10; i++) expect((await auth.validate(token)).session).not.toBeNull();
+    expect(count()).toBe(10);
+    clock.advance(2 * MINUTE);
+    reset();
+    expect((await auth.validate(token)).session?.lastSeenAt).toBe(clock.time);
+    expect(count()).toBe(2);
+    const plan = await admin<{ 'QUERY PLAN': string }>(
+      `EXPLAIN SELECT * FROM "${schema}".latchkey_sessions WHERE id = $1`,
+      [session.id],
+    );
+    expect(plan.map((row) => row['QUERY PLAN']).join('\n')).toMatch(/Index Scan .*pkey/);
+  });
+
+  it('with the cache on, a repeated validation sends no query at all', async () => {
+    const { store, count, reset } = await openStore({ cache: true });
+    const auth = new Latchkey({ store });
+    const { token } = await auth.create('ada');
+    reset();
+    expect((await auth.validate(token)).session).not.toBeNull();
+    expect(count()).toBe(1);
+    reset();
+    for (let i = 0; i < 100; i++) expect((await auth.validate(token)).session).not.toBeNull();
+    expect(count()).toBe(0);
+    expect(store.cache?.stats().hitCount).toBe(100);
+  });
+
+  it('capped creates from several pools at once never exceed the cap', async () => {
+    const stores = await Promise.all([openStore(), openStore(), openStore()]);
+    for (const policy of ['evict-oldest', 'reject'] as const) {
+      const cap = { max: 3, policy };
+      const userId = `capped-${policy}`;
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          stores[i % 3]?.store.create(record({ userId, createdAt: Date.now() + i }), cap),
+        ),
+      );
+      const live = await stores[0]?.store.listByUser(userId, Date.now());
+      expect(live).toHaveLength(3);
+      if (policy === 'reject') expect(results.filter((r) => r?.created)).toHaveLength(3);
+      else expect(results.flatMap((r) => r?.evicted ?? [])).toHaveLength(27);
+    }
+  });
+
+  it('a burst of 200 attempts from two pools counts exactly to the limit', async () => {
+    const [a, b] = await Promise.all([openStore(), openStore()]);
+    const rule = { windowMs: 60_000, limit: 10, freeAttempts: 1000, baseDelayMs: 1, maxDelayMs: 1 };
+    const now = Date.now();
+    const decisions = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        (i % 2 ? a : b).store.consumeAttempt('burst', now, rule),
+      ),
+    );
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+    expect(Math.max(...decisions.map((d) => d.count))).toBe(10);
+  });
+
+  it('parallel remember-me rotations from two pools: exactly one wins', async () => {
+    const [a, b] = await Promise.all([openStore(), openStore()]);
+    const token = (selector: string) => ({
+      selector,
+      validatorHash: 'h',
+      userId: 'ada',
+      createdAt: 1,
+      expiresAt: Date.now() + MINUTE,
+      replacedBy: null,
+      replacedAt: null,
+    });
+    await a.store.createRemember(token('old'));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? a : b).store.rotateRemember('old', token(`new-${i}`), Date.now()),
+      ),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('deleteExpired deletes 2,500 dead rows in batches of 1,000 and counts them', async () => {
+    const { store, count, reset } = await openStore();
+    const now = Date.now();
+    await admin(
+      `INSERT INTO "${schema}".latchkey_sessions
+       SELECT 'dead-' || i, 'user-' || (i % 50), $1::bigint, $1, $1 + 1000, $1 + 1000, $1, NULL, NULL, '{}', '{}'
+       FROM generate_series(1, 2500) AS i`,
+      [now - MINUTE],
+    );
+    const live = Array.from({ length: 20 }, () => record({ idleExpiresAt: now + MINUTE }));
+    for (const r of live) await store.create(r);
+    reset();
+    expect(await store.deleteExpired(now)).toBe(2500);
+    // Three full or partial batches, then one that finds nothing.
+    expect(count()).toBe(4);
+    expect(await store.deleteExpired(now)).toBe(0);
+    const [left] = await admin<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "${schema}".latchkey_sessions`,
+    );
+    expect(left?.n).toBe(20);
+  });
+});
+
+describe('PostgreSQL validation cache', () => {
+  /**
+   * LISTEN/NOTIFY delivers asynchronously: each listening server process is signalled at commit
+   * and writes the message when the OS schedules it. The writer waits for its own copy, so by the
+   * time a write resolves PostgreSQL has signalled every listener; another process's copy may
+   * still be in flight. These tests measure that window and require that once it has passed the
+   * other process never serves the old record (no read that raced the write refills the cache).
+   */
+  const lags: number[] = [];
+  async function delivered(reader: PostgresStore, id: string): Promise<void> {
+    if (reader.cache?.lookup(id) === null) {
+      lags.push(0);
+      return;
+    }
+    const started = process.hrtime.bigint();
+    await until(() => reader.cache?.lookup(id) === null, 2000);
+    lags.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  afterEach(() => {
+    if (lags.length === 0) return;
+    const sorted = [...lags].sort((x, y) => x - y);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    console.info(
+      `postgres cache: NOTIFY reached the other store ${sorted.filter((l) => l > 0).length}/${sorted.length} times only after the write resolved; lag p50 ${at(0.5)?.toFixed(2)} ms, p90 ${at(0.9)?.toFixed(2)} ms, p99 ${at(0.99)?.toFixed(2)} ms, max ${sorted.at(-1)?.toFixed(2)} ms`,
+    );
+    lags.length = 0;
+  });
+
+  it('a logout on one process reaches the other’s cache, which never serves it again (100 times)', async () => {
+    const [a, b] = await Promise.all([openStore({ cache: true }), openStore({ cache: true })]);
+    const onA = new Latchkey({ store: a.store });
+    const onB = new Latchkey({ store: b.store });
+    for (let i = 0; i < 100; i++) {
+      const { token, session } = await onA.create(`user-${i % 7}`);
+      expect((await onA.validate(token)).session).not.toBeNull();
+      expect((await onA.validate(token)).session).not.toBeNull();
+      expect((await onB.validate(token)).session).not.toBeNull();
+      expect((await onB.validate(token)).session).not.toBeNull();
+      await onB.logout(token);
+      // The writer's own cache is never stale.
+      expect((await onB.validate(token)).reason).toBe('not_found');
+      await delivered(a.store, session.id);
+      expect((await onA.validate(token)).reason).toBe('not_found');
+    }
+    expect(a.store.cache?.stats().hitCount).toBeGreaterThanOrEqual(100);
+    expect(b.store.cache?.stats().hitCount).toBeGreaterThanOrEqual(100);
+  });
+
+  it('a touch and a revoke-all on one process reach the other’s cache (100 times)', async () => {
+    const [a, b] = await Promise.all([openStore({ cache: true }), openStore({ cache: true })]);
+    const clock = new FakeClock(Date.now());
+    const onA = new Latchkey({ store: a.store, clock: clock.now });
+    const onB = new Latchkey({ store: b.store, clock: clock.now });
+    for (let i = 0; i < 100; i++) {
+      const { token, session } = await onA.create('ada');
+      await onA.validate(token);
+      await onA.validate(token);
+      clock.advance(2 * MINUTE);
+      const refreshed = await onB.validate(token);
+      expect(refreshed.session?.lastSeenAt).toBe(clock.time);
+      await delivered(a.store, session.id);
+      // A stale copy on A would still say the old lastSeenAt (and make A write again).
+      a.reset();
+      expect((await onA.validate(token)).session?.lastSeenAt).toBe(clock.time);
+      expect((await onA.validate(token)).session?.lastSeenAt).toBe(clock.time);
+      expect(a.count()).toBe(1);
+      await onB.revokeAllForUser('ada');
+      await delivered(a.store, session.id);
+      expect((await onA.validate(token)).reason).toBe('not_found');
+    }
+  });
+
+  it('reads racing a delete never leave the deleted record in the cache (100 times)', async () => {
+    const [a, b] = await Promise.all([openStore({ cache: true }), openStore({ cache: true })]);
+    for (let i = 0; i < 100; i++) {
+      const created = record();
+      await a.store.create(created);
+      // Misses in flight on A while B deletes: an answer read before the delete must not stick.
+      const reads = Array.from({ length: 8 }, () => a.store.get(created.id));
+      await Promise.all([...reads, b.store.delete(created.id)]);
+      await delivered(a.store, created.id);
+      expect(await a.store.get(created.id)).toBeNull();
+    }
+  });
+
+  it('a sweep on one process drops the swept sessions from the other’s cache', async () => {
+    const [a, b] = await Promise.all([openStore({ cache: true }), openStore({ cache: true })]);
+    const deadline = Date.now() + 10 * MINUTE;
+    const doomed = record({ idleExpiresAt: deadline });
+    const kept = record({ idleExpiresAt: deadline + MINUTE });
+    await a.store.create(doomed);
+    await a.store.create(kept);
+    await b.store.get(doomed.id);
+    await b.store.get(kept.id);
+    expect(b.store.cache?.size()).toBe(2);
+    expect(await a.store.deleteExpired(deadline)).toBe(1);
+    expect(await b.store.get(doomed.id)).toBeNull();
+    b.reset();
+    expect((await b.store.get(kept.id))?.id).toBe(kept.id);
+    expect(b.count()).toBe(0);
+  });
+
+  it('keeps at most maxEntries records', async () => {
+    const { store } = await openStore({ cache: { maxEntries: 100 } });
+    const auth = new Latchkey({ store });
+    for (let i = 0; i < 150; i++) {
+      const { token } = await auth.create('many');
+      await auth.validate(token);
+    }
+    expect(store.cache?.size()).toBe(100);
+  });
+
+  it('switches off when its LISTEN connection is killed, and back on once it listens again', async () => {
+    const applicationName = `latchkey-test-${randomBytes(4).toString('hex')}`;
+    const { store, count, reset } = await openStore({ cache: true, applicationName });
+    const other = await openStore({ cache: true });
+    const auth = new Latchkey({ store });
+    const { token, session } = await auth.create('ada');
+    await auth.validate(token);
+    const [listener] = await admin<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'`,
+      [applicationName],
+    );
+    expect(listener).toBeDefined();
+    await admin('SELECT pg_terminate_backend($1)', [listener?.pid]);
+    const noticedIn = await until(() => store.cache?.active === false);
+    // While off, invalidations may be lost: every read must go to PostgreSQL.
+    expect(store.cache?.size()).toBe(0);
+    await other.store.delete(session.id);
+    reset();
+    expect((await auth.validate(token)).reason).toBe('not_found');
+    expect(count()).toBeGreaterThan(0);
+
+    const back = await auth.create('ada');
+    const reconnectedIn = await until(() => store.cache?.active === true);
+    console.info(
+      `postgres cache: off ${noticedIn} ms after the kill, listening again ${reconnectedIn} ms later`,
+    );
+    await auth.validate(back.token);
+    reset();
+    await auth.validate(back.token);
+    expect(count()).toBe(0);
+    // Invalidations reach it again.
+    await other.store.delete(back.session.id);
+    await until(() => store.cache?.lookup(back.session.id) === null, 2000);
+    expect((await auth.validate(back.token)).reason).toBe('not_found');
+  });
+
+  it('a store with the cache off still notifies stores that have it on', async () => {
+    const [plain, cached] = await Promise.all([openStore(), openStore({ cache: true })]);
+    const created = record();
+    await plain.store.create(created);
+    await cached.store.get(created.id);
+    expect(cached.store.cache?.size()).toBe(1);
+    await plain.store.delete(created.id);
+    await until(() => cached.store.cache?.size() === 0, 1000);
+    expect(await cached.store.get(created.id)).toBeNull();
+  });
+});
+
+describe('PostgreSQL connect', () => {
+  it('rejects with the reason when PostgreSQL does not answer', async () => {
+    const url = new URL(POSTGRES_URL);
+    url.port = '1';
+    await expect(PostgresStore.connect(url.toString(), { schema })).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('an idle connection killed by the server does not crash the process', async () => {
+    const applicationName = `latchkey-test-${randomBytes(4).toString('hex')}`;
+    const url = new URL(POSTGRES_URL);
+    url.searchParams.set('application_name', applicationName);
+    const store = await PostgresStore.connect(url.toString(), { schema });
+    cleanups.push(() => store.close());
+    const created = record();
+    await store.create(created);
+    expect(await terminate(applicationName)).toBeGreaterThan(0);
+    await until(() => store.pool.totalCount === 0);
+    expect((await store.get(created.id))?.id).toBe(created.id);
+  });
+});
