@@ -97,7 +97,11 @@ beforeAll(async () => {
   const stale = server.browser();
   stale.jar.set(SESSION, 'A'.repeat(43));
   record('GET /api/me stale', await stale.me(), true);
-  record('GET /dashboard stale', await stale.page('/dashboard', { cookie: `${SESSION}=${'A'.repeat(43)}` }), true);
+  record(
+    'GET /dashboard stale',
+    await stale.page('/dashboard', { cookie: `${SESSION}=${'A'.repeat(43)}` }),
+    true,
+  );
   const logoutCsrf = await form.csrf('/dashboard', '/logout');
   record('POST /logout', await form.postForm('/logout', { csrf: logoutCsrf }), true);
   record('POST /api/logout', await apiLogin.request('POST', '/api/logout'), true);

@@ -4,7 +4,6 @@ import {
   type Browser,
   CSRF_COOKIE,
   csrfFrom,
-  loggedIn,
   newAccount,
   type Res,
   type SecurityServer,
@@ -42,7 +41,7 @@ async function expectAlive(browser: Browser, label: string): Promise<void> {
 }
 
 describe('G. CSRF and Fetch Metadata', () => {
-  it('37: every HTML form action needs the session-bound token: missing, empty, other session\'s, pre-login → 403', async () => {
+  it("37: every HTML form action needs the session-bound token: missing, empty, other session's, pre-login → 403", async () => {
     const a = await formUser();
     const b = await formUser();
     const valid = await a.browser.csrf();
@@ -101,9 +100,7 @@ describe('G. CSRF and Fetch Metadata', () => {
     expect(stale.status).toBe(403);
     const fresh = await a.browser.csrf();
     expect(fresh).not.toBe(before);
-    expect((await a.browser.postForm('/sessions/revoke-others', { csrf: fresh })).status).toBe(
-      303,
-    );
+    expect((await a.browser.postForm('/sessions/revoke-others', { csrf: fresh })).status).toBe(303);
   });
 
   it('37: login and sign-up forms need the pre-login token bound to the __Host-csrf cookie', async () => {
@@ -206,7 +203,11 @@ describe('G. CSRF and Fetch Metadata', () => {
       ['GET /api/me', await a.browser.me()],
       [
         'POST 403',
-        await a.browser.postJson('/api/sessions/revoke-others', {}, { origin: 'http://evil.example' }),
+        await a.browser.postJson(
+          '/api/sessions/revoke-others',
+          {},
+          { origin: 'http://evil.example' },
+        ),
       ],
       ['POST 204', await a.browser.postJson('/api/sessions/revoke-others', {})],
       ['POST /api/login 401', await server.browser().loginApi(uniqueName(), 'wrong-password')],
@@ -235,7 +236,11 @@ describe('G. CSRF and Fetch Metadata', () => {
       '',
     ];
     for (const bad of badOrigins) {
-      const html = await a.browser.postForm('/sessions/revoke-others', { csrf: valid }, { origin: bad });
+      const html = await a.browser.postForm(
+        '/sessions/revoke-others',
+        { csrf: valid },
+        { origin: bad },
+      );
       expect(html.status, `HTML Origin ${JSON.stringify(bad)}`).toBe(403);
       const api = await a.browser.postJson('/api/sessions/revoke-others', {}, { origin: bad });
       expect(api.status, `API Origin ${JSON.stringify(bad)}`).toBe(403);
@@ -248,9 +253,13 @@ describe('G. CSRF and Fetch Metadata', () => {
     // None at all.
     const none = await a.browser.postJson('/api/sessions/revoke-others', {}, { origin: null });
     expect(none.status, 'no Origin, Referer or Sec-Fetch-Site').toBe(403);
-    const noneHtml = await a.browser.postForm('/sessions/revoke-others', { csrf: valid }, {
-      origin: null,
-    });
+    const noneHtml = await a.browser.postForm(
+      '/sessions/revoke-others',
+      { csrf: valid },
+      {
+        origin: null,
+      },
+    );
     expect(noneHtml.status).toBe(403);
     // Referer as the fallback: only the exact origin counts.
     for (const referer of [
@@ -260,17 +269,25 @@ describe('G. CSRF and Fetch Metadata', () => {
       `http://127.0.0.1:${port}@evil.example/dashboard`,
       'not a url',
     ]) {
-      const res = await a.browser.postJson('/api/sessions/revoke-others', {}, {
-        origin: null,
-        headers: { referer },
-      });
+      const res = await a.browser.postJson(
+        '/api/sessions/revoke-others',
+        {},
+        {
+          origin: null,
+          headers: { referer },
+        },
+      );
       expect(res.status, `Referer ${referer}`).toBe(403);
     }
     await expectAlive(a.browser, 'a');
-    const byReferer = await a.browser.postJson('/api/sessions/revoke-others', {}, {
-      origin: null,
-      headers: { referer: `${origin}/sessions` },
-    });
+    const byReferer = await a.browser.postJson(
+      '/api/sessions/revoke-others',
+      {},
+      {
+        origin: null,
+        headers: { referer: `${origin}/sessions` },
+      },
+    );
     expect(byReferer.status).toBe(204);
     const byOrigin = await a.browser.postForm('/sessions/revoke-others', { csrf: valid });
     expect(byOrigin.status).toBe(303);
@@ -317,7 +334,11 @@ describe('G. CSRF and Fetch Metadata', () => {
     const newPassword = strongPassword();
     const bodies: Array<[string, string, string]> = [
       ['POST', '/api/login', JSON.stringify({ username: a.username, password: a.password })],
-      ['POST', '/api/signup', JSON.stringify({ username: uniqueName(), password: strongPassword() })],
+      [
+        'POST',
+        '/api/signup',
+        JSON.stringify({ username: uniqueName(), password: strongPassword() }),
+      ],
       ['POST', '/api/password', JSON.stringify({ newPassword, currentPassword: a.password })],
       ['POST', '/api/sessions/revoke-others', JSON.stringify({ currentPassword: a.password })],
       ['DELETE', `/api/sessions/${idB}`, JSON.stringify({ currentPassword: a.password })],
