@@ -1,22 +1,10 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Credentials, Denial, Latchkey, LoginResult } from '../core/latchkey.js';
-import type { JsonObject, SessionRecord } from '../core/store.js';
-import type { Auth } from './fetch.js';
+import type { SessionRecord } from '../core/store.js';
+import type { Auth, RegisteredUser } from './fetch.js';
 import { requestInfo } from './node.js';
 
-export type { Auth } from './fetch.js';
-
-/**
- * Augment to type `request.auth.user` with the snapshot your app stores at login:
- * `declare module 'latchkey/fastify' { interface Register { user: { id: string; name: string } } }`
- */
-// biome-ignore lint/suspicious/noEmptyInterface: apps augment it (declaration merging)
-export interface Register {}
-
-/** The registered user snapshot type, or `JsonObject` when the app registered none. */
-export type RegisteredUser = Register extends { user: infer User extends JsonObject }
-  ? User
-  : JsonObject;
+export type { Auth, RegisteredUser } from './fetch.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -109,7 +97,8 @@ export async function requireAuth(
   // A session ended during this request (logout) has no denial yet: ask the core.
   const denial = state.denial ?? (await denialFor(state.latchkey, request));
   if (!denial) return undefined;
-  return reply.code(denial.status).headers(denial.headers).send(denial.body);
+  // A Buffer keeps the core's Content-Type as is (Fastify adds a charset to strings).
+  return reply.code(denial.status).headers(denial.headers).send(Buffer.from(denial.body));
 }
 
 async function denialFor(latchkey: Latchkey, request: FastifyRequest): Promise<Denial | null> {
@@ -118,6 +107,6 @@ async function denialFor(latchkey: Latchkey, request: FastifyRequest): Promise<D
 }
 
 function authOf(session: SessionRecord): Auth<RegisteredUser> {
-  // The snapshot is what the app stored at login; Register is the app's word for its shape.
+  // The snapshot is what the app stored at login; LatchkeyRegister is the app's word for its shape.
   return { user: session.user as RegisteredUser, session };
 }
