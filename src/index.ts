@@ -1,3 +1,4 @@
+export { auditLog } from './audit.js';
 export { type CookieRead, HostCookie } from './core/cookies.js';
 export {
   ARGON2_PARAMS,
