@@ -7,12 +7,12 @@ import {
   requestInfoOf,
 } from '../core/latchkey.js';
 import type { JsonObject, SessionRecord } from '../core/store.js';
-import type { Auth } from './fetch.js';
+import type { Auth, RegisteredUser } from './fetch.js';
 
-export type { Auth } from './fetch.js';
+export type { Auth, RegisteredUser } from './fetch.js';
 
 /** The context variables this adapter sets: `new Hono<{ Variables: AuthVariables<User> }>()`. */
-export interface AuthVariables<User extends JsonObject = JsonObject> {
+export interface AuthVariables<User extends JsonObject = RegisteredUser> {
   /** Who is making the request, or null. */
   auth: Auth<User> | null;
 }
@@ -30,11 +30,11 @@ const states = new WeakMap<Request, RequestState>();
  * Middleware: authenticates every request (one store read) and sets `c.get('auth')`. Never
  * answers by itself; put {@link requireAuth} on the routes that need a session.
  */
-export function authenticate<User extends JsonObject = JsonObject>(
+export function authenticate<User extends JsonObject = RegisteredUser>(
   latchkey: Latchkey,
 ): MiddlewareHandler<{ Variables: AuthVariables<User> }> {
   return async function latchkeyAuthenticate(c, next) {
-    const result = await latchkey.authenticate(c.req.raw);
+    const result = await latchkey.authenticate(requestInfoOf(c.req.raw));
     for (const value of result.setCookie) c.header('set-cookie', value, { append: true });
     c.set('auth', result.ok ? authOf<User>(result.session) : null);
     states.set(c.req.raw, { latchkey, denial: result.ok ? null : result.denial });
@@ -47,7 +47,7 @@ export function authenticate<User extends JsonObject = JsonObject>(
  * answers the others exactly as the core says (303 to login for pages, 401 JSON for API calls,
  * 503 with Retry-After when the store is down).
  */
-export function requireAuth<User extends JsonObject = JsonObject>(): MiddlewareHandler<{
+export function requireAuth<User extends JsonObject = RegisteredUser>(): MiddlewareHandler<{
   Variables: { auth: Auth<User> };
 }> {
   return async function latchkeyRequireAuth(c, next) {

@@ -1,0 +1,67 @@
+import { fileURLToPath } from 'node:url';
+import { type ServerType, serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { Hono } from 'hono';
+import { type Duration, Latchkey, MemoryStore, type SessionStore, safeNextPath } from 'latchkey';
+import { type AuthVariables, authenticate, login, logout, requireAuth } from 'latchkey/hono';
+
+/** The snapshot latchkey keeps for its own accounts. */
+type User = { id: string; username: string };
+
+export const demoUser = { username: 'ada', password: 'correct horse battery staple' };
+
+const LOGIN_PAGE = `<!doctype html><title>Sign in</title>
+<form method="post"><input name="username"> <input name="password" type="password">
+<button>Sign in</button></form>`;
+
+export interface StartOptions {
+  port?: number;
+  idleTimeout?: Duration;
+  /** Sessions live here; users always live in memory. */
+  store?: SessionStore;
+}
+
+export async function start({ port = 3000, idleTimeout = '30m', store }: StartOptions = {}) {
+  const users = new MemoryStore();
+  const latchkey = new Latchkey({ store: store ?? users, users, idleTimeout });
+  await latchkey.createUser(demoUser.username, demoUser.password);
+
+  const app = new Hono<{ Variables: AuthVariables<User> }>();
+  app.use(authenticate<User>(latchkey));
+
+  app.get('/login', (c) => c.html(LOGIN_PAGE));
+  app.post('/login', async (c) => {
+    const form = c.req.header('content-type')?.startsWith('application/x-www-form-urlencoded');
+    const credentials = form ? await c.req.parseBody() : await c.req.json().catch(() => ({}));
+    const result = await login(c, credentials, { ip: getConnInfo(c).remote.address });
+    if (!result.ok) return c.json({ error: result.error }, 401);
+    if (form) return c.redirect(safeNextPath(c.req.query('next')) ?? '/dashboard', 303);
+    return c.json({ user: result.user });
+  });
+  app.get('/dashboard', requireAuth<User>(), (c) =>
+    c.text(`Hello, ${c.get('auth').user.username}`),
+  );
+  app.get('/api/me', requireAuth<User>(), (c) => c.json({ user: c.get('auth').user }));
+  app.post('/logout', async (c) => {
+    await logout(c);
+    return c.redirect('/login', 303);
+  });
+
+  const server = await new Promise<ServerType>((resolve) => {
+    const listening = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' }, () =>
+      resolve(listening),
+    );
+  });
+  const address = server.address();
+  return {
+    url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : port}`,
+    latchkey,
+    app,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { url } = await start();
+  console.log(`hono example on ${url} (${demoUser.username} / ${demoUser.password})`);
+}
