@@ -1,0 +1,123 @@
+import { Latchkey, MemoryStore, type SessionStore, StoreUnavailableError } from 'latchkey';
+import { type Auth, authenticate, readSession, withCookies } from 'latchkey/fetch';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { flakyStore } from './flow.js';
+
+type Member = { id: string; username: string; plan: 'free' | 'pro' };
+
+/** A memory store that records which methods were called. */
+function watchedStore(): { store: SessionStore; calls: string[] } {
+  const calls: string[] = [];
+  const store = new Proxy(new MemoryStore(), {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(property));
+        return value.apply(target, args);
+      };
+    },
+  });
+  return { store, calls };
+}
+
+async function signedIn(latchkey: Latchkey): Promise<Headers> {
+  const { setCookie } = await latchkey.startSession('u1', {
+    user: { id: 'u1', username: 'ada', plan: 'pro' },
+  });
+  return new Headers({ cookie: (setCookie[0] as string).split(';')[0] as string });
+}
+
+describe('latchkey/fetch: readSession (rendering) never writes', () => {
+  it('reads a live session without refreshing it, where authenticate would', async () => {
+    let now = 1_000_000;
+    const { store, calls } = watchedStore();
+    const latchkey = new Latchkey({ store, touchInterval: 0, clock: () => now });
+    const headers = await signedIn(latchkey);
+    now += 1000;
+    calls.length = 0;
+    const auth = await readSession<Member>(latchkey, headers);
+    expect(auth?.user).toEqual({ id: 'u1', username: 'ada', plan: 'pro' });
+    expect(calls).toEqual(['get']);
+    const result = await authenticate(latchkey, new Request('http://app/api', { headers }));
+    expect(result.ok).toBe(true);
+    expect(calls).toEqual(['get', 'get', 'touch']);
+  });
+
+  it('an expired session is null and is left for the next authenticate to delete', async () => {
+    let now = 1_000_000;
+    const { store, calls } = watchedStore();
+    const events: string[] = [];
+    const latchkey = new Latchkey({
+      store,
+      idleTimeout: '1s',
+      clock: () => now,
+      onEvent: (event) => events.push(event.type),
+    });
+    const headers = await signedIn(latchkey);
+    now += 1000;
+    calls.length = 0;
+    events.length = 0;
+    expect(await readSession(latchkey, headers)).toBeNull();
+    expect(calls).toEqual(['get']);
+    expect(events).toEqual([]);
+    const result = await authenticate(latchkey, new Request('http://app/api', { headers }));
+    expect(result.ok).toBe(false);
+    expect(calls).toEqual(['get', 'get', 'delete']);
+  });
+
+  it('no cookie, or a malformed one, never reaches the store', async () => {
+    const { store, calls } = watchedStore();
+    const latchkey = new Latchkey({ store });
+    expect(await readSession(latchkey, new Headers())).toBeNull();
+    expect(await readSession(latchkey, new Headers({ cookie: '__Host-session=%%%' }))).toBeNull();
+    expect(await readSession(latchkey, new Headers({ cookie: '__Host-session=abc' }))).toBeNull();
+    expect(calls).toEqual([]);
+  });
+
+  it('a store outage throws StoreUnavailableError: not "logged out"', async () => {
+    const { store, setDown } = flakyStore();
+    const latchkey = new Latchkey({ store });
+    const headers = await signedIn(latchkey);
+    setDown(true);
+    await expect(readSession(latchkey, headers)).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+});
+
+describe('latchkey/fetch: authenticate (route handlers, proxy.ts)', () => {
+  it('answers a store outage with the core 503 and Retry-After', async () => {
+    const { store, setDown } = flakyStore();
+    const latchkey = new Latchkey({ store });
+    const headers = await signedIn(latchkey);
+    setDown(true);
+    const result = await authenticate(latchkey, new Request('http://app/api/me', { headers }));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.response.status).toBe(503);
+    expect(result.response.headers.get('retry-after')).toBe('5');
+  });
+
+  it('types the user from its type parameter', async () => {
+    const latchkey = new Latchkey({ store: new MemoryStore() });
+    const headers = await signedIn(latchkey);
+    const result = await authenticate<Member>(latchkey, new Request('http://app/', { headers }));
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expectTypeOf(result.auth).toEqualTypeOf<Auth<Member>>();
+    expectTypeOf(result.auth.user.plan).toEqualTypeOf<'free' | 'pro'>();
+    expect(result.auth.user.plan).toBe('pro');
+    expectTypeOf(readSession<Member>).returns.resolves.toEqualTypeOf<Auth<Member> | null>();
+  });
+});
+
+describe('latchkey/fetch: withCookies', () => {
+  it('adds cookies to a response, copying one whose headers are immutable', async () => {
+    const redirect = withCookies(Response.redirect('http://app/login', 303), ['a=1', 'b=2']);
+    expect(redirect.status).toBe(303);
+    expect(redirect.headers.get('location')).toBe('http://app/login');
+    expect(redirect.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
+    const json = withCookies(Response.json({ ok: true }), ['c=3']);
+    expect(json.headers.getSetCookie()).toEqual(['c=3']);
+    expect(await json.json()).toEqual({ ok: true });
+  });
+});
