@@ -94,8 +94,8 @@ CREATE INDEX latchkey_remember_by_expiry ON ${s}.latchkey_remember (expires_at);
 
 const DEFAULT_SCHEMA = 'latchkey';
 const SWEEP_BATCH = 1000;
-/** Longest wait for our own NOTIFY to come back before a write resolves anyway. */
-const ECHO_TIMEOUT_MS = 1000;
+/** Longest a write waits for the caches' acknowledgements before it resolves anyway. */
+const ACK_TIMEOUT_MS = 1000;
 /** A LISTEN connection that died silently (no RST) is noticed within about twice this. */
 const LISTENER_HEARTBEAT_MS = 2000;
 
@@ -206,6 +206,23 @@ type RememberRow = {
   replaced_by: string | null;
   replaced_at: string | null;
 };
+
+/** A write waiting to hear from `expected` caches. */
+interface Waiter {
+  heard: number;
+  expected: number;
+  done(): void;
+}
+
+/** The number of caches listening on the schema's channel, as a column named `listeners`. */
+const LISTENERS = (parameter: string): string =>
+  `(SELECT count(*)::int FROM pg_stat_activity WHERE application_name = ${parameter}) AS listeners`;
+
+/** How many caches a statement that NOTIFYs per row reached (0 when it sent nothing). */
+function notifiedBy(result: pg.QueryResult): number {
+  const row = result.rows[0] as { listeners?: number } | undefined;
+  return row?.listeners ?? 0;
+}
 
 /** A read in flight: it may fill the cache only if nothing touching its id happened meanwhile. */
 interface Ticket {
@@ -333,6 +350,8 @@ export class PostgresStore implements LatchkeyStore {
     remember: string;
   };
   private readonly channel: string;
+  private readonly ackChannel: string;
+  private readonly listenerName: string;
   private readonly names: string;
   private readonly instance = randomBytes(6).toString('base64url');
   private sequence = 0;
@@ -343,8 +362,8 @@ export class PostgresStore implements LatchkeyStore {
   private listenerRetries = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  /** Writes waiting for their own NOTIFY, by nonce. */
-  private readonly echoes = new Map<string, () => void>();
+  /** Writes waiting for the caches' acknowledgements, by nonce. */
+  private readonly waiters = new Map<string, Waiter>();
   private readonly ignoreError = (): void => {};
 
   /**
@@ -366,6 +385,9 @@ export class PostgresStore implements LatchkeyStore {
       remember: `${s}.latchkey_remember`,
     };
     this.channel = `latchkey.${this.schema}`;
+    this.ackChannel = `latchkey.ack.${this.instance}`;
+    // Set on a LISTEN connection once it listens: how writers count the caches to hear from.
+    this.listenerName = `latchkey cache ${this.schema}`;
     // Prepared-statement names must stay under 64 bytes and differ per schema.
     this.names = `lk_${createHash('sha256').update(this.schema).digest('hex').slice(0, 10)}_`;
     const cacheOption = options.cache ?? false;
@@ -423,17 +445,18 @@ export class PostgresStore implements LatchkeyStore {
       await this.query(this.insertSession(record));
       return { created: true, evicted: [] };
     }
-    return this.withEcho(
+    const { result } = await this.acknowledged(
       (nonce) => this.createCapped(record, cap, nonce),
-      (result) => result.evicted.length > 0,
+      (outcome) => outcome.listeners,
     );
+    return result;
   }
 
   private createCapped(
     record: SessionRecord,
     cap: SessionCap,
     nonce: string,
-  ): Promise<CreateResult> {
+  ): Promise<{ result: CreateResult; listeners: number }> {
     return this.transaction(async (client) => {
       // Serialises creates for one user across every process; released at COMMIT/ROLLBACK.
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
@@ -446,19 +469,22 @@ export class PostgresStore implements LatchkeyStore {
         values: [record.userId, record.createdAt],
       });
       const evicted: string[] = [];
+      let listeners = 0;
       if (live.rows.length >= cap.max) {
-        if (cap.policy === 'reject') return { created: false, evicted };
+        if (cap.policy === 'reject') return { result: { created: false, evicted }, listeners };
         for (const old of live.rows.slice(0, live.rows.length - cap.max + 1)) evicted.push(old.id);
         for (const id of evicted) this.cache?.invalidate(id);
-        await client.query({
-          name: `${this.names}evict`,
-          text: `WITH gone AS (DELETE FROM ${this.t.sessions} WHERE id = ANY($1) RETURNING id)
-                 SELECT pg_notify($2, $3 || ' d ' || id) FROM gone`,
-          values: [evicted, this.channel, nonce],
-        });
+        listeners = notifiedBy(
+          await client.query({
+            name: `${this.names}evict`,
+            text: `WITH gone AS (DELETE FROM ${this.t.sessions} WHERE id = ANY($1) RETURNING id)
+                   SELECT pg_notify($2, $3 || ' d ' || id), ${LISTENERS('$4')} FROM gone`,
+            values: [evicted, this.channel, nonce, this.listenerName],
+          }),
+        );
       }
       await client.query(this.insertSession(record));
-      return { created: true, evicted };
+      return { result: { created: true, evicted }, listeners };
     });
   }
 
@@ -492,8 +518,8 @@ export class PostgresStore implements LatchkeyStore {
       name: `${this.names}touch`,
       text: `WITH t AS (UPDATE ${this.t.sessions} SET last_seen_at = $2, idle_expires_at = $3
                WHERE id = $1 RETURNING id)
-             SELECT pg_notify($4, $5 || ' d ' || id) FROM t`,
-      values: [id, lastSeenAt, idleExpiresAt, this.channel, nonce],
+             SELECT pg_notify($4, $5 || ' d ' || id), ${LISTENERS('$6')} FROM t`,
+      values: [id, lastSeenAt, idleExpiresAt, this.channel, nonce, this.listenerName],
     }));
   }
 
@@ -501,8 +527,8 @@ export class PostgresStore implements LatchkeyStore {
     const deleted = await this.notifying(id, (nonce) => ({
       name: `${this.names}delete`,
       text: `WITH gone AS (DELETE FROM ${this.t.sessions} WHERE id = $1 RETURNING id)
-             SELECT pg_notify($2, $3 || ' d ' || id) FROM gone`,
-      values: [id, this.channel, nonce],
+             SELECT pg_notify($2, $3 || ' d ' || id), ${LISTENERS('$4')} FROM gone`,
+      values: [id, this.channel, nonce, this.listenerName],
     }));
     return deleted > 0;
   }
@@ -519,18 +545,25 @@ export class PostgresStore implements LatchkeyStore {
 
   async deleteByUser(userId: string, exceptId?: string): Promise<number> {
     this.cache?.invalidateUser(userId);
-    return this.withEcho(
+    const { n } = await this.acknowledged(
       (nonce) =>
         this.counted({
           name: `${this.names}delete-user`,
           text: `WITH gone AS (DELETE FROM ${this.t.sessions}
                    WHERE user_id = $1 AND id IS DISTINCT FROM $2 RETURNING id)
-                 SELECT n, CASE WHEN n > 0 THEN pg_notify($3, $4) END
+                 SELECT n, CASE WHEN n > 0 THEN pg_notify($3, $4) END, ${LISTENERS('$5')}
                  FROM (SELECT count(*)::int AS n FROM gone) AS c`,
-          values: [userId, exceptId ?? null, this.channel, `${nonce} u ${userId}`],
+          values: [
+            userId,
+            exceptId ?? null,
+            this.channel,
+            `${nonce} u ${userId}`,
+            this.listenerName,
+          ],
         }),
-      (n) => n > 0,
+      (outcome) => (outcome.n > 0 ? outcome.listeners : 0),
     );
+    return n;
   }
 
   /**
@@ -540,7 +573,7 @@ export class PostgresStore implements LatchkeyStore {
   async deleteExpired(now: number): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await this.withEcho(
+      const { n } = await this.acknowledged(
         (nonce) =>
           this.counted({
             name: `${this.names}sweep-sessions`,
@@ -548,11 +581,11 @@ export class PostgresStore implements LatchkeyStore {
                  LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED),
                gone AS (DELETE FROM ${this.t.sessions} AS s USING doomed
                  WHERE s.id = doomed.id AND s.idle_expires_at <= $1 RETURNING s.id)
-               SELECT n, CASE WHEN n > 0 THEN pg_notify($2, $3) END
+               SELECT n, CASE WHEN n > 0 THEN pg_notify($2, $3) END, ${LISTENERS('$4')}
                FROM (SELECT count(*)::int AS n FROM gone) AS c`,
-            values: [now, this.channel, `${nonce} x ${now}`],
+            values: [now, this.channel, `${nonce} x ${now}`, this.listenerName],
           }),
-        (deleted) => deleted > 0,
+        (outcome) => (outcome.n > 0 ? outcome.listeners : 0),
       );
       if (n === 0) return total;
       total += n;
@@ -565,7 +598,7 @@ export class PostgresStore implements LatchkeyStore {
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeat);
     this.cache?.reset(false);
-    this.releaseEchoes();
+    this.releaseWaiters();
     const listener = this.listener;
     this.listener = null;
     if (listener) await listener.end().catch(() => {});
@@ -780,16 +813,20 @@ export class PostgresStore implements LatchkeyStore {
   /** Runs a one-session write that notifies; gives how many rows it changed (0 or 1). */
   private async notifying(id: string, build: (nonce: string) => pg.QueryConfig): Promise<number> {
     this.cache?.invalidate(id);
-    return this.withEcho(
-      async (nonce) => (await this.query(build(nonce))).rowCount ?? 0,
-      (changed) => changed > 0,
+    const { changed } = await this.acknowledged(
+      async (nonce) => {
+        const result = await this.query(build(nonce));
+        return { changed: result.rowCount ?? 0, listeners: notifiedBy(result) };
+      },
+      (outcome) => outcome.listeners,
     );
+    return changed;
   }
 
-  /** Runs a statement that answers one row `{ n }`; gives `n`. */
-  private async counted(config: pg.QueryConfig): Promise<number> {
-    const { rows } = await this.query<{ n: number }>(config);
-    return rows[0]?.n ?? 0;
+  /** Runs a statement that answers one row `{ n, listeners }`. */
+  private async counted(config: pg.QueryConfig): Promise<{ n: number; listeners: number }> {
+    const { rows } = await this.query<{ n: number; listeners: number }>(config);
+    return { n: rows[0]?.n ?? 0, listeners: rows[0]?.listeners ?? 0 };
   }
 
   /** Batch-deletes rows of `table` whose `column <= now`; gives how many. */
@@ -848,44 +885,54 @@ export class PostgresStore implements LatchkeyStore {
   }
 
   /**
-   * Runs a write that may send NOTIFY with a fresh nonce and, when `notified(result)` says it did,
-   * resolves only once that NOTIFY has come back to our own LISTEN connection, i.e. once
-   * PostgreSQL has delivered it: a request that follows the write, in any process, then finds its
-   * cache already invalidated. Without an active cache there is nothing to wait for.
+   * Runs a write that sends NOTIFY tagged with a fresh nonce and resolves only once every cache
+   * listening when it committed has dropped its copies and said so: our own LISTEN connection
+   * hears the NOTIFY, every other one answers on our acknowledgement channel. `listeners(result)`
+   * is how many were listening (0: nothing was sent). So a request that follows the write, in
+   * any process, never finds the old record in a cache. A writer without an active cache does
+   * not wait: its nonce "-" asks for no acknowledgements.
    */
-  private async withEcho<T>(
+  private async acknowledged<T>(
     write: (nonce: string) => Promise<T>,
-    notified: (result: T) => boolean,
+    listeners: (result: T) => number,
   ): Promise<T> {
+    if (!this.cache?.active) return write('-');
     this.sequence = (this.sequence + 1) % Number.MAX_SAFE_INTEGER;
     const nonce = `${this.instance}.${this.sequence}`;
-    if (!this.cache?.active) return write(nonce);
-    let finish = (): void => {};
     let timer: NodeJS.Timeout | undefined;
-    // Registered before the write: the echo may be read before the write's own answer.
-    const arrived = new Promise<void>((resolve) => {
-      finish = () => {
+    const waiter: Waiter = { heard: 0, expected: Number.POSITIVE_INFINITY, done: () => {} };
+    // Registered before the write: answers may be read before the write's own reply.
+    const all = new Promise<void>((resolve) => {
+      waiter.done = () => {
         clearTimeout(timer);
-        this.echoes.delete(nonce);
+        this.waiters.delete(nonce);
         resolve();
       };
-      this.echoes.set(nonce, finish);
     });
+    this.waiters.set(nonce, waiter);
     try {
       const result = await write(nonce);
-      if (notified(result)) {
-        // A lost echo only delays this write: losing the listener resets the cache anyway.
-        timer = setTimeout(finish, ECHO_TIMEOUT_MS);
-        await arrived;
+      waiter.expected = listeners(result);
+      if (waiter.heard < waiter.expected) {
+        // A cache that never answers (a hung process) delays this write, never blocks it.
+        timer = setTimeout(waiter.done, ACK_TIMEOUT_MS);
+        await all;
       }
       return result;
     } finally {
-      finish();
+      waiter.done();
     }
   }
 
-  private releaseEchoes(): void {
-    for (const finish of [...this.echoes.values()]) finish();
+  private heard(nonce: string): void {
+    const waiter = this.waiters.get(nonce);
+    if (!waiter) return;
+    waiter.heard++;
+    if (waiter.heard >= waiter.expected) waiter.done();
+  }
+
+  private releaseWaiters(): void {
+    for (const waiter of [...this.waiters.values()]) waiter.done();
   }
 
   /** Opens the LISTEN connection; on any failure, turns the cache off and tries again later. */
@@ -907,7 +954,7 @@ export class PostgresStore implements LatchkeyStore {
       down = true;
       clearInterval(this.heartbeat);
       cache.reset(false);
-      this.releaseEchoes();
+      this.releaseWaiters();
       if (this.listener === client) this.listener = null;
       client.end().catch(() => {});
       if (this.closed) return;
@@ -917,10 +964,17 @@ export class PostgresStore implements LatchkeyStore {
     };
     client.on('error', lost);
     client.on('end', lost);
-    client.on('notification', (message) => this.onNotification(message));
+    client.on('notification', (message) => this.onNotification(client, message));
     client
       .connect()
-      .then(() => client.query(`LISTEN "${this.channel}"`))
+      .then(() =>
+        // The keepalive settings let the server drop us soon if this process dies silently, so
+        // writers stop counting (and waiting for) a cache that is gone.
+        client.query(`LISTEN "${this.channel}"; LISTEN "${this.ackChannel}";
+          SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;
+          SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000;
+          SET application_name = '${this.listenerName}'`),
+      )
       .then(() => {
         if (down || this.closed) return;
         this.listenerRetries = 0;
@@ -935,8 +989,12 @@ export class PostgresStore implements LatchkeyStore {
       .catch(lost);
   }
 
-  private onNotification(message: Notification): void {
+  private onNotification(client: pg.Client, message: Notification): void {
     const payload = message.payload ?? '';
+    if (message.channel === this.ackChannel) {
+      this.heard(payload);
+      return;
+    }
     const [nonce, kind] = payload.split(' ', 2);
     if (nonce === undefined || kind === undefined) return;
     const argument = payload.slice(nonce.length + kind.length + 2);
@@ -944,7 +1002,12 @@ export class PostgresStore implements LatchkeyStore {
     if (kind === 'd') cache?.invalidate(argument);
     else if (kind === 'u') cache?.invalidateUser(argument);
     else if (kind === 'x') cache?.invalidateDeadAt(Number(argument));
-    this.echoes.get(nonce)?.();
+    const writer = nonce.slice(0, Math.max(0, nonce.indexOf('.')));
+    if (writer === this.instance) this.heard(nonce);
+    else if (writer !== '') {
+      // Dropped above, synchronously: only now may the writer's caller go on.
+      client.query('SELECT pg_notify($1, $2)', [`latchkey.ack.${writer}`, nonce]).catch(() => {});
+    }
   }
 }
 

@@ -106,6 +106,7 @@ describe('PostgreSQL outage', () => {
       const settled = Promise.allSettled(inFlight);
       await untilWaitingOnLock(applicationName, inFlight.length);
       expect(await terminate(applicationName)).toBeGreaterThan(0);
+      if (cache) expect(await terminate(`latchkey cache ${schema}`)).toBe(1);
       const [validated, authenticated, created, revoked] = await settled;
       for (const outcome of [validated, created, revoked]) {
         expect(outcome?.status).toBe('rejected');
