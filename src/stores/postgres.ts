@@ -18,8 +18,8 @@ export interface PostgresStoreOptions {
   schema?: string;
   /**
    * Validation cache: a bounded in-process LRU of sessions, invalidated by `LISTEN/NOTIFY`, so a
-   * repeated validation sends no query and any process's write or delete drops every copy.
-   * `true` keeps at most 10,000 entries. Default: off.
+   * repeated validation sends no query and any process's write or delete drops every copy (one
+   * extra connection per store, for LISTEN). `true` keeps at most 10,000 entries. Default: off.
    */
   cache?: boolean | { maxEntries?: number };
   /** URL form: how long a call waits for a connection before failing. Default 2,000 ms. */
@@ -335,7 +335,8 @@ export class SessionCache {
  * `pg_advisory_xact_lock`, so they hold across any number of pools and processes.
  *
  * Every write that changes or removes a session also sends `NOTIFY latchkey.<schema>` in the same
- * statement, so validation caches in every process drop their copy when it commits.
+ * statement, so validation caches in every process drop their copy when it commits; a writer
+ * whose own cache is on resolves only once every listening cache has acknowledged the drop.
  */
 export class PostgresStore implements LatchkeyStore {
   readonly pool: Pool;
