@@ -5,6 +5,8 @@ import { ConfigError } from './errors.js';
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Larger Cookie headers are refused unread: browsers cap a cookie at 4 KiB. */
 const MAX_COOKIE_HEADER = 8192;
+/** Printable ASCII, no spaces: what a token we issue looks like (and at most 4 KiB). */
+const COOKIE_VALUE = /^[\x21-\x7e]{1,4096}$/;
 
 export type CookieRead =
   | { readonly value: string; readonly reason: null }
@@ -51,16 +53,25 @@ export class HostCookie {
     if (typeof header !== 'string' || header.length === 0)
       return { value: null, reason: 'missing' };
     if (header.length > MAX_COOKIE_HEADER) return { value: null, reason: 'malformed' };
+    // One pass over the header without splitting it into an array (this runs on every request).
+    const name = this.name;
     let value: string | null = null;
-    for (const pair of header.split(';')) {
-      const eq = pair.indexOf('=');
-      if (eq === -1 || pair.slice(0, eq).trim() !== this.name) continue;
-      if (value !== null) return { value: null, reason: 'malformed' };
-      value = pair.slice(eq + 1).trim();
+    let start = 0;
+    let eq = header.indexOf('=');
+    while (eq !== -1) {
+      let end = header.indexOf(';', start);
+      if (end === -1) end = header.length;
+      if (eq < end) {
+        if (header.slice(start, eq).trim() === name) {
+          if (value !== null) return { value: null, reason: 'malformed' };
+          value = header.slice(eq + 1, end).trim();
+        }
+        eq = header.indexOf('=', end);
+      }
+      // A pair without "=" is skipped: `eq` already points past it, so the scan stays linear.
+      start = end + 1;
     }
     if (value === null) return { value: null, reason: 'missing' };
-    return /^[\x21-\x7e]{1,4096}$/.test(value)
-      ? { value, reason: null }
-      : { value: null, reason: 'malformed' };
+    return COOKIE_VALUE.test(value) ? { value, reason: null } : { value: null, reason: 'malformed' };
   }
 }

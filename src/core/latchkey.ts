@@ -269,9 +269,7 @@ export class Latchkey extends Sessions {
     password: unknown,
     context: LoginContext = {},
   ): Promise<Reauthentication> {
-    if (this.now() - session.authenticatedAt <= this.reauthWindow) {
-      return { ok: true, session, setCookie: [] };
-    }
+    if (this.isRecentLogin(session)) return { ok: true, session, setCookie: [] };
     const problem = passwordProblem(password);
     if (problem === 'missing' || problem === 'too_long') {
       return { ok: false, error: 'reauthentication_required' };
@@ -287,6 +285,18 @@ export class Latchkey extends Sessions {
     await this.attemptSucceeded(account.key);
     const rotated = await this.rotateSession(session, { authenticatedAt: this.now() });
     return { ok: true, ...rotated };
+  }
+
+  /**
+   * Whether this session proved the password within `reauthWindow`. A session restored from
+   * remember-me carries its token chain's login time, which predates the session itself: it
+   * never counts, however recent that login.
+   */
+  isRecentLogin(session: SessionRecord): boolean {
+    return (
+      session.authenticatedAt >= session.createdAt &&
+      this.now() - session.authenticatedAt <= this.reauthWindow
+    );
   }
 
   /** Ends every session and remember-me token of the user ("log out everywhere"). */
@@ -630,8 +640,8 @@ export class Latchkey extends Sessions {
         body: '{"error":"unauthenticated"}',
       };
     }
-    const next =
-      info.method === 'GET' || info.method === 'HEAD' ? safeNextPath(pathOf(info.url)) : null;
+    const target = info.method === 'GET' || info.method === 'HEAD' ? pathOf(info.url) : null;
+    const next = safeNextPath(target && withoutTokenLikeParams(target));
     const location =
       next && next !== this.loginPath
         ? `${this.loginPath}?next=${encodeURIComponent(next)}`
@@ -705,6 +715,21 @@ export function safeNextPath(value: string | null | undefined): string | null {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (/[\u0000-\u001f\u007f\\]/.test(value)) return null;
   return value;
+}
+
+/**
+ * The path without query parameters whose value holds something shaped like a token: a token
+ * pasted into a URL (`?sid=…`) is never written back into a redirect.
+ */
+function withoutTokenLikeParams(path: string): string {
+  const queryAt = path.indexOf('?');
+  if (queryAt === -1) return path;
+  const query = new URLSearchParams(path.slice(queryAt + 1));
+  for (const [name, value] of [...query]) {
+    if (/[A-Za-z0-9_-]{43}/.test(value)) query.delete(name);
+  }
+  const rest = query.toString();
+  return rest ? `${path.slice(0, queryAt)}?${rest}` : path.slice(0, queryAt);
 }
 
 /** The path and query of a request target, which may be an absolute URL. */

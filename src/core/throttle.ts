@@ -4,7 +4,10 @@ import type { ThrottleRule, ThrottleStore } from './store.js';
 export interface LoginThrottleOptions {
   /** Attempts on one account. Default: 5 back to back, then 1 s doubling to 60 s; 100 per hour. */
   account?: Partial<ThrottleRule>;
-  /** Attempts from one client IP, over all accounts. Default: 20, then 100 ms doubling to 5 s; 1,000 per hour. */
+  /**
+   * Attempts from one client IP, over all accounts, successes included (an office behind one NAT
+   * logs in often). Default: 100, then 100 ms doubling to 5 s; 1,000 per hour.
+   */
   ip?: Partial<ThrottleRule>;
 }
 
@@ -23,7 +26,7 @@ const ACCOUNT: ThrottleRule = {
 const IP: ThrottleRule = {
   windowMs: HOUR,
   limit: 1000,
-  freeAttempts: 20,
+  freeAttempts: 100,
   baseDelayMs: 100,
   maxDelayMs: 5000,
 };

@@ -189,7 +189,7 @@ export function createApp(
       return sessionsPage(viewerOf(signedin), sessions, signedin.session.id);
     }),
     '/password': withPage((signedin) =>
-      passwordPage(viewerOf(signedin), { recentLogin: isRecentLogin(signedin.session) }),
+      passwordPage(viewerOf(signedin), { recentLogin: latchkey.isRecentLogin(signedin.session) }),
     ),
     '/api/me': withApi(async (_ctx, signedin) =>
       jsonReply(200, { user: signedin.user, session: sessionView(signedin.session) }),
@@ -225,10 +225,6 @@ export function createApp(
       const page = signupPage({ csrf: token.csrf, next: safeNextPath(ctx.query.get('next')) });
       return htmlReply(200, page, { setCookie: token.setCookie });
     };
-  }
-
-  function isRecentLogin(session: SessionRecord): boolean {
-    return Date.now() - session.authenticatedAt <= latchkey.reauthWindow;
   }
 
   function withPage(render: (signedin: Signedin) => string | Promise<string>): Route {

@@ -28,6 +28,8 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'same-origin',
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
+  // Answers depend on the session cookie and on where the request came from.
+  vary: 'Cookie, Sec-Fetch-Site, Origin',
 };
 
 /** The one function that writes a response: every header policy lives here. */
