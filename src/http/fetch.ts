@@ -36,7 +36,7 @@ export type FetchAuthentication<User extends JsonObject = RegisteredUser> =
   | {
       readonly ok: true;
       readonly auth: Auth<User>;
-      /** Put these on the response ({@link withCookies}); empty today, kept for forward use. */
+      /** Put these on the response ({@link withCookies}); the core sets none on success today. */
       readonly setCookie: readonly string[];
     }
   | {
