@@ -33,6 +33,15 @@ afterAll(() => server?.stop());
 
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
+/** The origin of a URL, or null when it does not parse (a port like `123.evil.example`). */
+function originOf(url: string): string | null {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
+
 /** Set-Cookie lines of a raw response. */
 function rawSetCookies(res: RawResponse) {
   return res.head
@@ -285,7 +294,7 @@ describe('fuzz', () => {
             ? c.site === 'same-origin'
             : originValue !== null
               ? originValue === origin
-              : refererValue !== null && new URL(refererValue).origin === origin;
+              : refererValue !== null && originOf(refererValue) === origin;
         const headers: Record<string, string> = {};
         if (c.site !== null) headers['sec-fetch-site'] = c.site;
         if (refererValue !== null) headers.referer = refererValue;
@@ -456,18 +465,19 @@ describe('fuzz', () => {
       }),
       { numRuns: 5 },
     );
-    // Password spraying from one address: the per-IP limit holds.
+    // Password spraying from one address: the per-IP limit (100 free attempts) holds.
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 30, max: 60 }), async (size) => {
+      fc.asyncProperty(fc.integer({ min: 115, max: 140 }), async (size) => {
         runs++;
         const sprayer = server.browser(freshIp());
         const results = await Promise.all(
           Array.from({ length: size }, () => sprayer.loginApi(uniqueName('spray'), 'Summer2024!!')),
         );
         expect(results.filter((r) => r.status === 429).length).toBeGreaterThan(0);
+        expect(results.filter((r) => r.status === 401).length).toBeLessThanOrEqual(110);
         expect(results.every((r) => r.status === 401 || r.status === 429)).toBe(true);
       }),
-      { numRuns: 3 },
+      { numRuns: 2 },
     );
     // Parallel refreshes, remember-me restores and a logout-everywhere: nothing revives.
     await fc.assert(

@@ -99,13 +99,18 @@ describe('D. session management features', () => {
     const list = await a.request('GET', '/api/sessions');
     expect(list.status).toBe(200);
     const sessions = list.json<{ sessions: Array<{ id: string; current: boolean }> }>().sessions;
-    expect(sessions.map((s) => s.id).sort()).toEqual([idA, idB].sort());
+    // A and B (and the session the sign-up itself started), each exactly once.
+    const ids = sessions.map((s) => s.id);
+    expect(ids).toEqual(expect.arrayContaining([idA, idB]));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(sessions.filter((s) => s.current)).toHaveLength(1);
     expect(sessions.find((s) => s.id === idA)?.current).toBe(true);
     expect(sessions.find((s) => s.id === idB)?.current).toBe(false);
 
     // Someone else's session id is not found and stays alive.
     const stranger = await loggedIn(server);
     const strangerId = await sessionId(stranger.browser);
+    expect(ids).not.toContain(strangerId);
     const foreign = await a.request('DELETE', `/api/sessions/${strangerId}`);
     expect(foreign.status).toBe(404);
     expect((await stranger.browser.me()).status).toBe(200);

@@ -86,6 +86,7 @@ describe('F. passwords, enumeration, throttling', () => {
     const username = uniqueName();
     await server.browser().signup(username, long);
     expect((await server.browser().loginApi(username, long)).status).toBe(200);
+    // Each near miss on its own account (same password), so no throttle answers instead.
     for (const variant of [
       long.slice(0, 64),
       long.slice(0, 72),
@@ -94,7 +95,9 @@ describe('F. passwords, enumeration, throttling', () => {
       long.toLowerCase().replace('l', 'L'),
       `${long} `,
     ]) {
-      const res = await server.browser().loginApi(username, variant);
+      const twin = uniqueName();
+      await server.browser().signup(twin, long);
+      const res = await server.browser().loginApi(twin, variant);
       expect(res.status, JSON.stringify(variant.slice(0, 20))).toBe(401);
     }
     // A 1,024-character password is accepted.
@@ -145,7 +148,7 @@ describe('F. passwords, enumeration, throttling', () => {
     const { browser: member } = await loggedIn(server);
     const change = await member.postJson('/api/password', { newPassword: 'baseball' });
     expect(change.status).toBe(400);
-    expect(change.json()).toEqual({ error: 'weak_password' });
+    expect(change.json()).toMatchObject({ error: 'weak_password' });
     const page = await member.page('/password');
     const form = await member.postForm('/password', {
       new_password: 'football',
@@ -262,24 +265,29 @@ describe('F. passwords, enumeration, throttling', () => {
     expect(ok.status, ok.body).toBe(200);
   }, 60_000);
 
-  it('36: per-IP limit: one address spraying many accounts is throttled', async () => {
+  it('36: per-IP limit: one address spraying many accounts is throttled', {
+    timeout: 60_000,
+  }, async () => {
+    // 100 free attempts per address, then delays: a burst of 140 cannot all be checked.
     const sprayer = server.browser(freshIp());
     const results = await Promise.all(
-      Array.from({ length: 40 }, () => sprayer.loginApi(uniqueName(), 'Spring2024!x')),
+      Array.from({ length: 140 }, () => sprayer.loginApi(uniqueName(), 'Spring2024!x')),
     );
     const refused = results.filter((res) => res.status === 429).length;
     expect(refused).toBeGreaterThan(0);
-    expect(results.filter((res) => res.status === 401).length).toBeLessThanOrEqual(25);
+    expect(results.filter((res) => res.status === 401).length).toBeLessThanOrEqual(110);
     // Another address is not affected.
     expect((await server.browser(freshIp()).loginApi(uniqueName(), 'whatever-pass')).status).toBe(
       401,
     );
   });
 
-  it('36: X-Forwarded-For is believed only from --trust-proxy addresses', async () => {
-    // Trusted proxy (this server trusts 127.0.0.1): 40 addresses, 40 accounts, no IP throttling.
+  it('36: X-Forwarded-For is believed only from --trust-proxy addresses', {
+    timeout: 90_000,
+  }, async () => {
+    // Trusted proxy (this server trusts 127.0.0.1): 140 addresses, 140 accounts, no IP throttling.
     const trusted = await Promise.all(
-      Array.from({ length: 40 }, () =>
+      Array.from({ length: 140 }, () =>
         server.browser(freshIp()).loginApi(uniqueName(), 'Spring2024!x'),
       ),
     );
@@ -298,7 +306,7 @@ describe('F. passwords, enumeration, throttling', () => {
       expect(ip).not.toBe('203.0.113.7');
 
       const spoofed = await Promise.all(
-        Array.from({ length: 40 }, () =>
+        Array.from({ length: 140 }, () =>
           untrusting.browser(freshIp()).loginApi(uniqueName(), 'Spring2024!x'),
         ),
       );

@@ -262,7 +262,7 @@ export interface RequestOptions {
   readonly origin?: string | null;
   /** Send this Cookie header instead of the jar's (null: no Cookie header). */
   readonly cookie?: string | null;
-  /** Keep the jar unchanged by this response. */
+  /** Keep the jar unchanged by this response (default: only when `cookie` is given). */
   readonly keepJar?: boolean;
 }
 
@@ -326,7 +326,9 @@ export class Browser {
       redirect: 'manual',
     });
     const res = await readRes(response);
-    if (!options.keepJar) this.absorb(res);
+    // A request with a Cookie header of its own (a replayed copy) leaves this jar alone.
+    const keep = options.keepJar ?? options.cookie !== undefined;
+    if (!keep) this.absorb(res);
     return res;
   }
 
@@ -392,7 +394,15 @@ export class Browser {
     password: string,
     options: { remember?: boolean; next?: string } = {},
   ): Promise<Res> {
-    const csrf = await this.csrf('/login', '/login');
+    // A signed-in browser is redirected away from GET /login: fetch the form as if from a tab
+    // without the session cookie (keeping any __Host-csrf cookie), then post with everything.
+    const others = [...this.jar].filter(([name]) => name !== SESSION);
+    const page = await this.page('/login', {
+      cookie: others.length > 0 ? others.map(([n, v]) => `${n}=${v}`).join('; ') : null,
+      keepJar: false,
+    });
+    expect(page.status, 'GET /login').toBe(200);
+    const csrf = csrfFrom(page.body, '/login');
     return this.postForm('/login', {
       username,
       password,
