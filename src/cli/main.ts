@@ -260,7 +260,10 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
 
   let store: OpenedStore;
   try {
-    store = await openStore({ db: dbPath(values.db), store: storeUrl(values.store) });
+    const url = storeUrl(values.store);
+    // With the cache on, a PostgreSQL write waits until every server's cache has dropped the
+    // session, so a revocation from the CLI is as immediate as one from a server.
+    store = await openStore({ db: dbPath(values.db), store: url, cache: url !== undefined });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     fail(error.message);
