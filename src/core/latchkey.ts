@@ -252,8 +252,15 @@ export class Latchkey extends Sessions {
     await this.attemptSucceeded(throttleKey);
     const result = await this.startLoggedIn(check.userId, check.user, context);
     this.emit({ type: 'login_succeeded', session: result.session, via: 'password' });
-    if (credentials.remember !== true || !this.remember) return result;
     const remember = this.remember;
+    if (!remember || !this.rememberCookie) return result;
+    // A token this browser held from an earlier login is replaced, never left behind.
+    const previous = this.rememberCookie.read(context.cookie).value;
+    if (previous !== null) await this.call(() => remember.forget(previous));
+    if (credentials.remember !== true) {
+      const setCookie = previous === null ? [] : [this.rememberCookie.blank()];
+      return { ...result, setCookie: [...result.setCookie, ...setCookie] };
+    }
     const rememberCookie = await this.call(() => remember.issue(check.userId));
     return { ...result, setCookie: [...result.setCookie, rememberCookie] };
   }
