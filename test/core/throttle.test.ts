@@ -48,8 +48,9 @@ describe('LoginThrottle', () => {
     const clock = new FakeClock();
     const throttle = new LoginThrottle(new MemoryStore(), clock.now);
     const results = [];
-    for (let i = 0; i < 25; i++)
+    for (let i = 0; i < 105; i++)
       results.push((await throttle.attempt(`user${i}`, '203.0.113.9')).allowed);
-    expect(results.filter(Boolean)).toHaveLength(20);
+    expect(results.filter(Boolean)).toHaveLength(100);
+    expect((await throttle.attempt('user-other', '203.0.113.10')).allowed).toBe(true);
   });
 });
