@@ -27,13 +27,13 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
   await latchkey.createUser(demoUser.username, demoUser.password);
 
   const app = new Hono<{ Variables: AuthVariables<User> }>();
-  app.use(authenticate<User>(latchkey));
+  app.use(authenticate<User>(latchkey, { ip: (c) => getConnInfo(c).remote.address }));
 
   app.get('/login', (c) => c.html(LOGIN_PAGE));
   app.post('/login', async (c) => {
     const form = c.req.header('content-type')?.startsWith('application/x-www-form-urlencoded');
     const credentials = form ? await c.req.parseBody() : await c.req.json().catch(() => ({}));
-    const result = await login(c, credentials, { ip: getConnInfo(c).remote.address });
+    const result = await login(c, credentials);
     if (!result.ok) return c.json({ error: result.error }, 401);
     if (form) return c.redirect(safeNextPath(c.req.query('next')) ?? '/dashboard', 303);
     return c.json({ user: result.user });

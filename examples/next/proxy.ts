@@ -1,4 +1,4 @@
-import { authenticate } from 'latchkey/fetch';
+import { authenticate, withCookies } from 'latchkey/fetch';
 import { latchkey } from './lib/latchkey.js';
 
 /**
@@ -10,7 +10,12 @@ import { latchkey } from './lib/latchkey.js';
 export async function proxy(request: Request): Promise<Response | undefined> {
   const result = await authenticate(latchkey, request);
   if (!result.ok) return result.response;
-  return undefined;
+  if (result.setCookie.length === 0) return undefined;
+  // A session restored from a remember-me cookie: come back with the new cookies, so the page
+  // (which reads the request's cookies) sees the new session.
+  const { pathname, search } = new URL(request.url);
+  const again = new Response(null, { status: 307, headers: { location: pathname + search } });
+  return withCookies(again, result.setCookie);
 }
 
 export const config = { matcher: ['/dashboard/:path*'] };

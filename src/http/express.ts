@@ -84,8 +84,10 @@ export async function logout(req: Request, res: Response): Promise<void> {
 }
 
 function infoOf(req: Request): RequestInfo {
-  // originalUrl keeps the mount path, so `next=` names the page the browser asked for.
-  return { ...requestInfo(req), url: req.originalUrl };
+  // originalUrl keeps the mount path, so `next=` names the page the browser asked for; ip and
+  // user agent are recorded on a session restored from a remember-me cookie.
+  const userAgent = req.get('user-agent') ?? null;
+  return { ...requestInfo(req), url: req.originalUrl, ip: req.ip ?? null, userAgent };
 }
 
 async function denialFor(latchkey: Latchkey, req: Request): Promise<Denial | null> {

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Credentials, Denial, Latchkey, LoginResult } from '../core/latchkey.js';
+import type { Credentials, Denial, Latchkey, LoginResult, RequestInfo } from '../core/latchkey.js';
 import type { SessionRecord } from '../core/store.js';
 import type { Auth, RegisteredUser } from './fetch.js';
 import { requestInfo } from './node.js';
@@ -59,7 +59,7 @@ const plugin: FastifyPluginAsync<LatchkeyPluginOptions> = async (fastify, { latc
     request.auth = null;
   });
   fastify.addHook('onRequest', async function latchkeyAuthenticate(request, reply) {
-    const result = await latchkey.authenticate(requestInfo(request.raw));
+    const result = await latchkey.authenticate(infoOf(request));
     if (result.setCookie.length > 0) reply.header('set-cookie', [...result.setCookie]);
     request.auth = result.ok ? authOf(result.session) : null;
     states.set(request, { latchkey, denial: result.ok ? null : result.denial });
@@ -102,8 +102,14 @@ export async function requireAuth(
 }
 
 async function denialFor(latchkey: Latchkey, request: FastifyRequest): Promise<Denial | null> {
-  const result = await latchkey.authenticate(requestInfo(request.raw));
+  const result = await latchkey.authenticate(infoOf(request));
   return result.ok ? null : result.denial;
+}
+
+/** Ip and user agent are recorded on a session restored from a remember-me cookie. */
+function infoOf(request: FastifyRequest): RequestInfo {
+  const userAgent = request.headers['user-agent'] ?? null;
+  return { ...requestInfo(request.raw), ip: request.ip, userAgent };
 }
 
 function authOf(session: SessionRecord): Auth<RegisteredUser> {

@@ -36,7 +36,7 @@ export type FetchAuthentication<User extends JsonObject = RegisteredUser> =
   | {
       readonly ok: true;
       readonly auth: Auth<User>;
-      /** Put these on the response ({@link withCookies}); the core sets none on success today. */
+      /** Put these on the response ({@link withCookies}): set when a remember-me cookie was used. */
       readonly setCookie: readonly string[];
     }
   | {
@@ -53,14 +53,18 @@ export interface HeaderReader {
 
 /**
  * Authenticates a Web `Request` where the response can carry cookies (route handlers, Next's
- * `proxy.ts`): refreshes the session at most once per touch interval. On failure, gives the
- * response to return as is.
+ * `proxy.ts`): refreshes the session, or restores one from a remember-me cookie (then
+ * `setCookie` holds the new cookies). On failure, gives the response to return as is. `ip` is
+ * recorded on a restored session: the Fetch API does not know the client's address.
  */
 export async function authenticate<User extends JsonObject = RegisteredUser>(
   latchkey: Latchkey,
   request: Request,
+  context: { ip?: string | null } = {},
 ): Promise<FetchAuthentication<User>> {
-  const result = await latchkey.authenticate(requestInfoOf(request));
+  const userAgent = request.headers.get('user-agent');
+  const info = { ...requestInfoOf(request), ip: context.ip ?? null, userAgent };
+  const result = await latchkey.authenticate(info);
   if (!result.ok) {
     return { ok: false, auth: null, response: toResponse(result.denial, result.setCookie) };
   }

@@ -4,6 +4,7 @@ import {
   type Denial,
   type Latchkey,
   type LoginResult,
+  type RequestInfo,
   requestInfoOf,
 } from '../core/latchkey.js';
 import type { JsonObject, SessionRecord } from '../core/store.js';
@@ -17,9 +18,18 @@ export interface AuthVariables<User extends JsonObject = RegisteredUser> {
   auth: Auth<User> | null;
 }
 
+export interface AuthenticateOptions {
+  /**
+   * The client's address, recorded on sessions (and used by login throttling): Hono cannot know
+   * it on every runtime. On Node: `(c) => getConnInfo(c).remote.address` (`@hono/node-server/conninfo`).
+   */
+  ip?: (c: Context) => string | null | undefined;
+}
+
 /** What the middleware learnt about one request, for the guard and the helpers. */
 interface RequestState {
   readonly latchkey: Latchkey;
+  readonly ip: string | null;
   /** Why the request has no session (the core's own answer), or null when it has one. */
   denial: Denial | null;
 }
@@ -32,12 +42,14 @@ const states = new WeakMap<Request, RequestState>();
  */
 export function authenticate<User extends JsonObject = RegisteredUser>(
   latchkey: Latchkey,
+  options: AuthenticateOptions = {},
 ): MiddlewareHandler<{ Variables: AuthVariables<User> }> {
   return async function latchkeyAuthenticate(c, next) {
-    const result = await latchkey.authenticate(requestInfoOf(c.req.raw));
+    const ip = options.ip?.(c) ?? null;
+    const result = await latchkey.authenticate(infoOf(c, ip));
     for (const value of result.setCookie) c.header('set-cookie', value, { append: true });
     c.set('auth', result.ok ? authOf<User>(result.session) : null);
-    states.set(c.req.raw, { latchkey, denial: result.ok ? null : result.denial });
+    states.set(c.req.raw, { latchkey, ip, denial: result.ok ? null : result.denial });
     await next();
   };
 }
@@ -54,7 +66,7 @@ export function requireAuth<User extends JsonObject = RegisteredUser>(): Middlew
     const state = stateOf(c);
     if (c.get('auth')) return next();
     // A session ended during this request (logout) has no denial yet: ask the core.
-    const denial = state.denial ?? (await denialFor(state.latchkey, c.req.raw));
+    const denial = state.denial ?? (await denialFor(state.latchkey, c, state.ip));
     if (!denial) return next();
     return c.body(denial.body, denial.status, denial.headers);
   };
@@ -62,17 +74,12 @@ export function requireAuth<User extends JsonObject = RegisteredUser>(): Middlew
 
 /**
  * Checks credentials and starts a session: sets the cookie and `c.get('auth')` on success. Any
- * session the request carried is ended first. Hono cannot know the client address on every
- * runtime: pass `ip` (on Node, `getConnInfo(c).remote.address` from `@hono/node-server/conninfo`).
+ * session the request carried is ended first. Records the address from the middleware's `ip`.
  */
-export async function login(
-  c: Context,
-  credentials: Credentials,
-  context: { ip?: string | null } = {},
-): Promise<LoginResult> {
+export async function login(c: Context, credentials: Credentials): Promise<LoginResult> {
   const state = stateOf(c);
   const result = await state.latchkey.login(credentials, {
-    ip: context.ip ?? null,
+    ip: state.ip,
     userAgent: c.req.header('user-agent') ?? null,
     cookie: c.req.header('cookie') ?? null,
   });
@@ -92,8 +99,16 @@ export async function logout(c: Context): Promise<void> {
   c.set('auth', null);
 }
 
-async function denialFor(latchkey: Latchkey, request: Request): Promise<Denial | null> {
-  const result = await latchkey.authenticate(requestInfoOf(request));
+function infoOf(c: Context, ip: string | null): RequestInfo {
+  return { ...requestInfoOf(c.req.raw), ip, userAgent: c.req.header('user-agent') ?? null };
+}
+
+async function denialFor(
+  latchkey: Latchkey,
+  c: Context,
+  ip: string | null,
+): Promise<Denial | null> {
+  const result = await latchkey.authenticate(infoOf(c, ip));
   return result.ok ? null : result.denial;
 }
 

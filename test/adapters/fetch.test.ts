@@ -97,6 +97,29 @@ describe('latchkey/fetch: authenticate (route handlers, proxy.ts)', () => {
     expect(result.response.headers.get('retry-after')).toBe('5');
   });
 
+  it('a remember-me restore gives the new cookies to put on the response', async () => {
+    const store = new MemoryStore();
+    const latchkey = new Latchkey({ store, users: store, remember: { store } });
+    await latchkey.createUser('ada', 'correct horse battery staple');
+    const login = await latchkey.login({
+      username: 'ada',
+      password: 'correct horse battery staple',
+      remember: true,
+    });
+    if (!login.ok) throw new Error('login failed');
+    const remember = login.setCookie.find((c) => c.startsWith('__Host-remember='));
+    const cookie = (remember as string).split(';')[0] as string;
+    const request = new Request('http://app/dashboard', { headers: { cookie } });
+    const result = await authenticate(latchkey, request, { ip: '203.0.113.7' });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.auth.session.ip).toBe('203.0.113.7');
+    const names = result.setCookie.map((c) => c.split('=')[0]);
+    expect(names).toEqual(expect.arrayContaining(['__Host-session', '__Host-remember']));
+    const response = withCookies(Response.json({}), result.setCookie);
+    expect(response.headers.getSetCookie()).toEqual(result.setCookie);
+  });
+
   it('types the user from its type parameter', async () => {
     const latchkey = new Latchkey({ store: new MemoryStore() });
     const headers = await signedIn(latchkey);
