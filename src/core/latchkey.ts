@@ -24,6 +24,7 @@ import type {
   UserStore,
 } from './store.js';
 import { LoginThrottle, type LoginThrottleOptions } from './throttle.js';
+import { isWellFormedToken, sessionIdOf } from './token.js';
 
 /**
  * Checks a password against an app's own user table. Gives the user id (and optionally the
@@ -582,6 +583,19 @@ export class Latchkey extends Sessions {
     const users = this.users;
     const record = await this.call(() => users.findUserById(userId));
     return record && !record.disabled ? snapshotOf(record) : null;
+  }
+
+  /**
+   * The live session a token names, read-only: one store read, and no refresh, no deletion and
+   * no event whatever it finds. For rendering paths that cannot set cookies (e.g. React Server
+   * Components). Throws {@link StoreUnavailableError} when the store is down.
+   */
+  async peek(token: string): Promise<SessionRecord | null> {
+    if (!isWellFormedToken(token)) return null;
+    const session = await this.call(() => this.store.get(sessionIdOf(token)));
+    const now = this.now();
+    if (!session || now >= session.idleExpiresAt || now >= session.absoluteExpiresAt) return null;
+    return session;
   }
 
   /**

@@ -80,18 +80,9 @@ export async function readSession<User extends JsonObject = RegisteredUser>(
   latchkey: Latchkey,
   headers: HeaderReader,
 ): Promise<Auth<User> | null> {
-  const cookie = latchkey.sessionCookie.read(headers.get('cookie'));
-  if (cookie.value === null || !isWellFormedToken(cookie.value)) return null;
-  // The core has no read-only lookup yet (see the adapter notes): read the store directly.
-  const { store, now } = latchkey as unknown as { store: SessionStore; now: () => number };
-  let session: SessionRecord | null;
-  try {
-    session = await store.get(sessionIdOf(cookie.value));
-  } catch (error) {
-    throw new StoreUnavailableError(error);
-  }
-  const time = now();
-  if (!session || time >= session.idleExpiresAt || time >= session.absoluteExpiresAt) return null;
+  const token = latchkey.sessionCookie.read(headers.get('cookie')).value;
+  const session = token === null ? null : await latchkey.peek(token);
+  if (!session) return null;
   return authOf<User>(session);
 }
 
