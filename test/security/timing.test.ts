@@ -74,12 +74,16 @@ describe('timing', () => {
     const mu = median(unknown);
     const mw = median(wrong);
     const gap = Math.abs(mu - mw) / Math.min(mu, mw);
+    // The same gap estimated from back-to-back pairs: load from other test files running on the
+    // same two cores drifts over seconds and hits both requests of a pair alike.
+    const paired = Math.abs(median(unknown.map((u, i) => u - (wrong[i] as number)))) / mw;
     console.info(
-      `34: median unknown ${mu.toFixed(2)} ms, wrong password ${mw.toFixed(2)} ms, gap ${(gap * 100).toFixed(2)}% (${SAMPLES} samples each)`,
+      `34: median unknown ${mu.toFixed(2)} ms, wrong password ${mw.toFixed(2)} ms, gap ${(gap * 100).toFixed(2)}%, paired gap ${(paired * 100).toFixed(2)}% (${SAMPLES} samples each)`,
     );
     expect(unknown).toHaveLength(SAMPLES);
     expect(wrong).toHaveLength(SAMPLES);
     expect(gap).toBeLessThan(0.05);
+    expect(paired).toBeLessThan(0.05);
   }, 120_000);
 
   it('31: a 1 MB (or 1,025-character) password is refused without hashing: far faster than one verification', async () => {
