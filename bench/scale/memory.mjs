@@ -1,7 +1,9 @@
 /**
  * Memory per session in MemoryStore (run with --expose-gc). Fills the store through
- * `Sessions.create`, so records have their real shape, then takes it apart piece by piece to
- * show which part dominates.
+ * `Sessions.create`, so records have their real shape (one session per user, the worst case for
+ * a per-user index; a `{ id, username }` snapshot like `latchkey serve` keeps), then reports the
+ * growth after a full GC: JS heap plus ArrayBuffers (the store keeps its times in typed arrays,
+ * which `heapUsed` does not count), and RSS.
  */
 const { Latchkey, MemoryStore } = await import('../../dist/index.js');
 
@@ -10,8 +12,8 @@ const gc = /** @type {() => void} */ (globalThis.gc);
 
 function settle() {
   for (let i = 0; i < 3; i++) gc();
-  const { rss, heapUsed } = process.memoryUsage();
-  return { rss, heapUsed };
+  const { rss, heapUsed, arrayBuffers } = process.memoryUsage();
+  return { rss, heapUsed, arrayBuffers };
 }
 
 const store = new MemoryStore({ maxSessions: n });
@@ -23,35 +25,16 @@ for (let i = 0; i < n; i++) {
 }
 const fillSeconds = (performance.now() - started) / 1000;
 const full = settle();
+if (store.size !== n) throw new Error(`store holds ${store.size} sessions, not ${n}`);
 
-// Take the store apart (its private fields are plain properties in the built JS) to attribute
-// the heap: the per-user index, then the expiry heap, then the records themselves.
-/** @type {Record<string, number>} */
-const parts = {};
-let last = full.heapUsed;
-const SHARED = Object.freeze({});
-for (const [name, clear] of /** @type {[string, () => void][]} */ ([
-  ['per-user index (byUser: Map of Sets)', () => store.byUser.clear()],
-  ['expiry heap (idle deadlines)', () => store.expiry.clear()],
-  ['user snapshots ({ id, username })', () => replaceInRecords({ user: SHARED })],
-  ['empty data objects', () => replaceInRecords({ data: SHARED })],
-  ['records Map + record objects + id/userId strings', () => store.records.clear()],
-])) {
-  clear();
-  const now = settle().heapUsed;
-  parts[name] = Math.round((last - now) / n);
-  last = now;
-}
-
-/** Points every record's field at one shared object, so the heap drops by what those fields held. */
-function replaceInRecords(/** @type {object} */ fields) {
-  for (const [id, record] of store.records) store.records.set(id, { ...record, ...fields });
-}
-
+const per = (/** @type {number} */ bytes) => Math.round(bytes / n);
+const heap = full.heapUsed - base.heapUsed;
+const buffers = full.arrayBuffers - base.arrayBuffers;
 process.send?.({
   sessions: n,
   fillSeconds: Math.round(fillSeconds * 10) / 10,
-  rssBytesPerSession: Math.round((full.rss - base.rss) / n),
-  heapBytesPerSession: Math.round((full.heapUsed - base.heapUsed) / n),
-  heapBytesPerSessionByPart: parts,
+  bytesPerSession: per(heap + buffers),
+  heapBytesPerSession: per(heap),
+  arrayBufferBytesPerSession: per(buffers),
+  rssBytesPerSession: per(full.rss - base.rss),
 });

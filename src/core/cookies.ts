@@ -72,6 +72,8 @@ export class HostCookie {
       start = end + 1;
     }
     if (value === null) return { value: null, reason: 'missing' };
-    return COOKIE_VALUE.test(value) ? { value, reason: null } : { value: null, reason: 'malformed' };
+    return COOKIE_VALUE.test(value)
+      ? { value, reason: null }
+      : { value: null, reason: 'malformed' };
   }
 }
