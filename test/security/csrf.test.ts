@@ -6,6 +6,7 @@ import {
   csrfFrom,
   newAccount,
   type Res,
+  rawRequest,
   type SecurityServer,
   startServer,
   strongPassword,
@@ -291,6 +292,43 @@ describe('G. CSRF and Fetch Metadata', () => {
     expect(byReferer.status).toBe(204);
     const byOrigin = await a.browser.postForm('/sessions/revoke-others', { csrf: valid });
     expect(byOrigin.status).toBe(303);
+  });
+
+  it('39: an Origin that matches only a forged Host header (DNS rebinding) is refused', async () => {
+    const a = await formUser();
+    const forged = `evil.example:${server.port}`;
+    const body = JSON.stringify({});
+    const res = await rawRequest(
+      server,
+      [
+        'POST /api/sessions/revoke-others HTTP/1.1',
+        `Host: ${forged}`,
+        `Origin: http://${forged}`,
+        `Cookie: __Host-session=${a.browser.session}`,
+        'Content-Type: application/json',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        `X-Forwarded-For: ${a.browser.ip}`,
+        'Connection: close',
+        '',
+        body,
+      ].join('\r\n'),
+    );
+    expect(res.status, res.head).toBe(403);
+    const login = JSON.stringify({ username: a.username, password: a.password });
+    const loginRes = await rawRequest(
+      server,
+      [
+        'POST /api/login HTTP/1.1',
+        `Host: ${forged}`,
+        `Origin: http://${forged}`,
+        'Content-Type: application/json',
+        `Content-Length: ${Buffer.byteLength(login)}`,
+        'Connection: close',
+        '',
+        login,
+      ].join('\r\n'),
+    );
+    expect(loginRes.status, loginRes.head).toBe(403);
   });
 
   it('40: GET/HEAD never change state: GET /logout is 405 and the session stays valid', async () => {
