@@ -7,9 +7,18 @@ import {
   type SessionRecord,
   type UserInfo,
 } from '../index.js';
-import { readServeConfig, SERVE_USAGE } from '../server/config.js';
+import {
+  CONFIG_KEYS,
+  type ConfigSource,
+  describeConfig,
+  envOf,
+  flagOf,
+  readServeConfig,
+  resolveServeConfig,
+  SERVE_USAGE,
+} from '../server/config.js';
 import { startServer } from '../server/serve.js';
-import { type OpenedStore, openStore, redact } from '../server/store.js';
+import { type OpenedStore, openStore } from '../server/store.js';
 import type { MigrationReport } from '../stores/postgres.js';
 import { Failure, UsageError } from './errors.js';
 import { readPassword } from './password.js';
@@ -26,6 +35,7 @@ const USAGE = `Usage: latchkey <command> [options]
 
 Commands:
   serve                          run the login server (latchkey serve --help)
+  config check                   print the server's effective configuration, secrets masked
   user add <name>                create an account
   user list                      list accounts
   user remove <name>             delete an account and end its sessions
@@ -213,6 +223,20 @@ function hasMigrations(
 async function main(argv: readonly string[]): Promise<number> {
   const [first, second] = argv;
   if (first === 'serve') return serve(argv.slice(1));
+  if (
+    first === 'config' &&
+    (second === 'check' || second === undefined || second.startsWith('-'))
+  ) {
+    if (second !== 'check') {
+      if (second === '--help' || second === '-h') {
+        print(CONFIG_USAGE);
+        return 0;
+      }
+      fail(`missing command: latchkey config check\n\n${CONFIG_USAGE}`);
+      return USAGE_ERROR;
+    }
+    return configCheck(argv.slice(2));
+  }
   const name = COMMANDS[`${first} ${second}`] ? `${first} ${second}` : (first ?? '');
   const command = COMMANDS[name];
   if (!command) {
@@ -306,14 +330,62 @@ async function serve(argv: readonly string[]): Promise<number> {
     fail(`serve: ${(error as Error).message}`);
     return error instanceof ConfigError ? USAGE_ERROR : FAILED;
   }
-  print(
-    `latchkey listening on ${running.url} (store ${config.store ? redact(config.store) : config.db}${config.cache ? ' with cache' : ''}, sign-up ${config.allowSignup ? 'on' : 'off'})`,
-  );
+  // startServer has logged "latchkey listening on …".
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   await running.close();
+  return 0;
+}
+
+const CONFIG_USAGE = `Usage: latchkey config check [--config FILE] [--json] [serve options]
+
+Reads the configuration exactly as "latchkey serve" would (flags, then LATCHKEY_* variables, then
+the --config file, then defaults), prints every setting with where it came from, and exits 0; a
+bad setting exits 2 with the key and the reason. Secrets are masked: a store URL's password is
+shown as ***, and the secret file is named, never read. The store is not contacted.
+
+  --json             one JSON object of settings instead of a table
+  -h, --help         show this help
+
+Serve options: see latchkey serve --help.`;
+
+async function configCheck(argv: readonly string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const rest = argv.filter((arg) => arg !== '--json');
+  if (rest.includes('--help') || rest.includes('-h')) {
+    print(CONFIG_USAGE);
+    return 0;
+  }
+  let resolved: ReturnType<typeof resolveServeConfig>;
+  try {
+    resolved = resolveServeConfig(rest, process.env);
+  } catch (error) {
+    fail(`config: ${(error as Error).message}`);
+    return USAGE_ERROR;
+  }
+  if (resolved === null) return 0;
+  const shown = describeConfig(resolved.config);
+  if (json) {
+    print(JSON.stringify(shown, null, 2));
+    return 0;
+  }
+  const source = (key: (typeof CONFIG_KEYS)[number], from: ConfigSource): string => {
+    if (from.kind === 'flag') return flagOf(key);
+    if (from.kind === 'env') return envOf(key);
+    if (from.kind === 'file') return from.file;
+    return 'default';
+  };
+  printTable(
+    ['KEY', 'VALUE', 'FROM'],
+    CONFIG_KEYS.map((key) => {
+      const value = shown[key];
+      const text =
+        value === null ? '-' : Array.isArray(value) ? value.join(',') || '-' : String(value);
+      return [key, text, source(key, resolved.sources[key])];
+    }),
+  );
   return 0;
 }
 

@@ -54,6 +54,13 @@ export interface AppOptions {
   readonly csrf: CsrfTokens;
   /** Browsers reach us over HTTPS (TLS here or at a proxy): HSTS on, and origins are https. */
   readonly https: boolean;
+  /**
+   * Hosts (`host`, any port, or `host:port`) the login page may send a browser back to by absolute
+   * URL (`?next=` or `?rd=`), for forward-auth set-ups; otherwise only same-origin paths.
+   */
+  readonly forwardAuthHosts?: readonly string[];
+  /** Told about a request that failed unexpectedly (a 500); by default written to stderr. */
+  readonly onError?: (error: unknown) => void;
 }
 
 /** What a route reads from a request. */
@@ -92,6 +99,7 @@ export function createApp(
   options: AppOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { latchkey, store, allowSignup, trustedProxies, csrf, https } = options;
+  const returnTarget = returnTargets(options.forwardAuthHosts ?? [], https);
 
   function requestInfo(ctx: Context, api: boolean) {
     return {
@@ -174,7 +182,7 @@ export function createApp(
         : signedin;
     },
     '/login': async (ctx) => {
-      const next = safeNextPath(ctx.query.get('next'));
+      const next = returnTarget(nextOf(ctx));
       const auth = await latchkey.authenticate(requestInfo(ctx, false));
       if (auth.ok) return redirect(next ?? '/dashboard', { setCookie: auth.setCookie });
       const token = preLoginToken(ctx);
@@ -204,6 +212,24 @@ export function createApp(
       });
     }),
     '/healthz': async () => jsonReply(200, { status: 'ok' }),
+    // Forward auth (nginx auth_request, Traefik, Caddy): 200 with who it is, else 401; never a
+    // redirect. A store outage is a 503 (never "logged out"). The user name is percent-encoded.
+    '/auth/verify': async (ctx) => {
+      const auth = await latchkey.authenticate(requestInfo(ctx, true));
+      if (!auth.ok) {
+        const status = auth.reason === 'unavailable' ? 503 : 401;
+        return { status, setCookie: auth.setCookie, headers: status === 503 ? retryAfter() : {} };
+      }
+      const user = userOf(auth.session.user, auth.session.userId);
+      return {
+        status: 200,
+        setCookie: auth.setCookie,
+        headers: {
+          'x-auth-user-id': encodeURIComponent(user.id),
+          'x-auth-user': encodeURIComponent(user.username),
+        },
+      };
+    },
     '/readyz': async () => {
       try {
         await store.get('readiness-probe');
@@ -222,7 +248,7 @@ export function createApp(
   if (allowSignup) {
     pages['/signup'] = async (ctx) => {
       const token = preLoginToken(ctx);
-      const page = signupPage({ csrf: token.csrf, next: safeNextPath(ctx.query.get('next')) });
+      const page = signupPage({ csrf: token.csrf, next: returnTarget(nextOf(ctx)) });
       return htmlReply(200, page, { setCookie: token.setCookie });
     };
   }
@@ -325,7 +351,7 @@ export function createApp(
         const body = await readBody(ctx.req, FORM);
         if (!body.ok) return formFailure(body.status);
         const fields = formFields(body.text);
-        const next = safeNextPath(fields.next);
+        const next = returnTarget(fields.next);
         const username = keptUsername(fields.username);
         if (!preLoginTokenValid(ctx, fields.csrf)) {
           const token = preLoginToken(ctx);
@@ -488,7 +514,7 @@ export function createApp(
         const body = await readBody(ctx.req, FORM);
         if (!body.ok) return formFailure(body.status);
         const fields = formFields(body.text);
-        const next = safeNextPath(fields.next);
+        const next = returnTarget(fields.next);
         const username = keptUsername(fields.username);
         const token = preLoginToken(ctx);
         if (!preLoginTokenValid(ctx, fields.csrf)) {
@@ -610,7 +636,7 @@ export function createApp(
     try {
       reply = ctx ? await route(ctx) : jsonReply(400, { error: 'invalid_request' });
     } catch (error) {
-      reply = failure(ctx?.path ?? '/', error);
+      reply = failure(ctx?.path ?? '/', error, options.onError);
     }
     send(res, https ? { ...reply, headers: { ...HSTS, ...reply.headers } } : reply);
   };
@@ -764,7 +790,7 @@ function notAllowed(ctx: Context, allow: string): Reply {
 }
 
 /** A store outage is a 503 to retry; anything else a 500 that reveals nothing. */
-function failure(path: string, error: unknown): Reply {
+function failure(path: string, error: unknown, onError?: (error: unknown) => void): Reply {
   if (error instanceof StoreUnavailableError) {
     const headers = retryAfter();
     if (isApi(path)) return jsonReply(503, { error: 'unavailable' }, { headers });
@@ -774,11 +800,54 @@ function failure(path: string, error: unknown): Reply {
     );
     return htmlReply(503, page, { headers });
   }
-  process.stderr.write(
-    `latchkey: request failed: ${error instanceof Error ? error.message : String(error)}\n`,
-  );
+  if (onError) onError(error);
+  else {
+    process.stderr.write(
+      `latchkey: request failed: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+  }
   if (isApi(path)) return jsonReply(500, { error: 'internal_error' });
   return htmlReply(500, messagePage('Something went wrong', 'Please try again.'));
+}
+
+/**
+ * The login page's return address: `?next=`, or `?rd=` (forward-auth proxies). nginx cannot
+ * URL-encode, so an `rd` that starts with `http://` or `https://` is the rest of the query as sent.
+ */
+function nextOf(ctx: Context): string | null {
+  const next = ctx.query.get('next');
+  if (next !== null) return next;
+  const target = ctx.req.url ?? '';
+  const raw = /[?&]rd=(https?:\/\/.*)$/i.exec(target)?.[1];
+  return raw ?? ctx.query.get('rd');
+}
+
+/**
+ * Where a browser may be sent after login: a same-origin path ({@link safeNextPath}), or an
+ * absolute http(s) URL whose host is in `hosts` (`host` matches any port, `host:port` one port;
+ * https only when browsers reach us over HTTPS). Anything else is null: never an open redirect.
+ */
+export function returnTargets(
+  hosts: readonly string[],
+  https: boolean,
+): (value: string | null | undefined) => string | null {
+  const allowed = new Set(hosts.map((host) => host.toLowerCase()));
+  return (value) => {
+    const path = safeNextPath(value);
+    if (path !== null || allowed.size === 0 || typeof value !== 'string') return path;
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+    if (value.length > 2048 || /[\u0000-\u001f\u007f\\]/.test(value)) return null;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return null;
+    }
+    if (url.protocol !== 'https:' && (https || url.protocol !== 'http:')) return null;
+    if (url.username !== '' || url.password !== '') return null;
+    if (!allowed.has(url.host) && !allowed.has(url.hostname)) return null;
+    return url.href;
+  };
 }
 
 function retryAfter(): Record<string, string> {

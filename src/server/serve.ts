@@ -4,15 +4,30 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { auditLog } from '../audit.js';
-import { ConfigError, CsrfTokens, Latchkey } from '../index.js';
+import { ConfigError, CsrfTokens } from '../index.js';
 import { createApp } from './app.js';
 import type { ServeConfig } from './config.js';
+import {
+  countStoreErrors,
+  createLogger,
+  errorFields,
+  metricsOnly,
+  ObservedLatchkey,
+  observeRequests,
+  ServerMetrics,
+  stdoutDestination,
+} from './observe.js';
 import { loadSecret } from './secret.js';
-import { openStore } from './store.js';
+import { openStore, redact } from './store.js';
+import { startSweeper } from './sweep.js';
 
 export interface RunningServer {
   /** Where the server listens, e.g. `http://127.0.0.1:3000`. */
   readonly url: string;
+  /** The metrics-only listener's `/metrics` address (`--metrics-port`), or null. */
+  readonly metricsUrl: string | null;
+  /** The server log (pino): JSON lines on standard output, human lines on a terminal. */
+  readonly logger: pino.Logger;
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
   close(): Promise<void>;
 }
@@ -24,22 +39,34 @@ const SHUTDOWN_GRACE_MS = 10_000;
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
   const csrf = new CsrfTokens(loadSecret(config.secretFile));
   const tls = config.tls && readTls(config.tls);
-  const audit = pino.destination({ dest: config.auditLog ?? 1, sync: true });
-  const store = await openStore(config);
-  let server: Server;
+  // One stream for standard output: the server log, and the audit log unless it has a file.
+  const stdout = stdoutDestination(process.stdout.isTTY === true);
+  const logger = createLogger(config.logLevel, stdout);
+  const audit =
+    config.auditLog === null ? stdout : pino.destination({ dest: config.auditLog, sync: true });
+  const metrics = config.metrics || config.metricsPort !== null ? new ServerMetrics() : null;
+  const opened = await openStore(config);
+  const store = metrics ? countStoreErrors(opened, () => metrics.storeError()) : opened;
+  let server: Server | undefined;
+  let metricsServer: Server | null = null;
+  let sweeper: ReturnType<typeof startSweeper> | null = null;
+  let listening: Server | undefined;
   try {
-    const latchkey = new Latchkey({
-      store,
-      users: store,
-      throttle: { store },
-      remember: { store },
-      idleTimeout: config.idleTimeout,
-      absoluteTimeout: config.absoluteTimeout,
-      touchInterval: config.touchInterval,
-      reauthWindow: config.reauthWindow,
-      cookieName: config.cookieName,
-      onEvent: auditLog(audit),
-    });
+    const latchkey = new ObservedLatchkey(
+      {
+        store,
+        users: store,
+        throttle: { store },
+        remember: { store },
+        idleTimeout: config.idleTimeout,
+        absoluteTimeout: config.absoluteTimeout,
+        touchInterval: config.touchInterval,
+        reauthWindow: config.reauthWindow,
+        cookieName: config.cookieName,
+        onEvent: auditLog(audit),
+      },
+      metrics,
+    );
     const app = createApp({
       latchkey,
       store,
@@ -47,40 +74,83 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       trustedProxies: config.trustedProxies,
       csrf,
       https: config.behindHttps || tls !== null,
+      forwardAuthHosts: config.forwardAuthHosts,
+      onError: (error) => logger.error({ err: errorFields(error) }, 'request failed'),
     });
-    server = tls ? createHttpsServer(tls, app) : createHttpServer(app);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
+    const handler = observeRequests(app, {
+      logger,
+      trustedProxies: config.trustedProxies,
+      metrics: config.metrics ? metrics : null,
     });
+    server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+    await listen(server, config.port, config.host);
+    listening = server;
+    if (metrics && config.metricsPort !== null) {
+      metricsServer = createHttpServer(metricsOnly(metrics));
+      await listen(metricsServer, config.metricsPort, config.host);
+    }
+    if (config.sweepInterval > 0) {
+      sweeper = startSweeper({ interval: config.sweepInterval, latchkey, store, logger, metrics });
+    }
   } catch (error) {
+    listening?.close();
     await store.close();
     throw error;
   }
+  const main = server;
 
-  const { address, port } = server.address() as AddressInfo;
-  const host = address.includes(':') ? `[${address}]` : address;
+  const url = `${tls ? 'https' : 'http'}://${hostPort(main)}`;
+  const metricsUrl = metricsServer ? `http://${hostPort(metricsServer)}/metrics` : null;
+  logger.info(
+    {
+      store: config.store ? redact(config.store) : config.db,
+      cache: config.cache,
+      signup: config.allowSignup,
+      metrics: metricsUrl ?? (config.metrics ? `${url}/metrics` : null),
+      sweepInterval: config.sweepInterval,
+    },
+    `latchkey listening on ${url} (store ${config.store ? redact(config.store) : config.db}${config.cache ? ' with cache' : ''}, sign-up ${config.allowSignup ? 'on' : 'off'})`,
+  );
   let closing: Promise<void> | null = null;
   return {
-    url: `${tls ? 'https' : 'http'}://${host}:${port}`,
+    url,
+    metricsUrl,
+    logger,
     close() {
       closing ??= (async () => {
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        const closed = new Promise<void>((resolve) => main.close(() => resolve()));
+        metricsServer?.close();
+        metricsServer?.closeAllConnections();
         // Keep-alive sockets would hold the close open: drop each as soon as it goes idle.
-        const sweep = setInterval(() => server.closeIdleConnections(), 25);
-        const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        const sweep = setInterval(() => main.closeIdleConnections(), 25);
+        const deadline = setTimeout(() => main.closeAllConnections(), SHUTDOWN_GRACE_MS);
         await closed;
         clearInterval(sweep);
         clearTimeout(deadline);
+        await sweeper?.stop();
         await store.close();
-        audit.flushSync();
+        logger.info('latchkey stopped');
+        if (audit !== stdout) audit.flushSync();
+        stdout.flushSync();
       })();
       return closing;
     },
   };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function hostPort(server: Server): string {
+  const { address, port } = server.address() as AddressInfo;
+  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
 }
 
 function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {

@@ -42,9 +42,11 @@ export async function openStore(choice: StoreChoice): Promise<OpenedStore> {
   );
 }
 
-/** A URL fit for an error message: any password replaced. */
+/** A URL fit for a log line or an error message: any password (user info or query) replaced. */
 export function redact(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
+  return url
+    .replace(/^([a-z]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@')
+    .replace(/([?&](?:password|pass|pwd|sslpassword)=)[^&#]*/gi, '$1***');
 }
 
 function reason(error: unknown): string {

@@ -593,6 +593,40 @@ export class PostgresStore implements LatchkeyStore {
     }
   }
 
+  /**
+   * Runs `work` (a sweep: `deleteExpired`, `deleteExpiredAttempts`, `deleteExpiredRemember`) only
+   * when no other process is sweeping this schema, and gives its result; gives null without
+   * running it when another holds the lock. The lock is a session-level `pg_try_advisory_lock` on
+   * one pooled connection, never waited for; `work`'s own batches run on other connections, so the
+   * lock blocks no session, user or throttle statement.
+   */
+  async sweepExclusive<T>(work: () => Promise<T>): Promise<T | null> {
+    if (!this.migrated) await this.migrations();
+    const key = `latchkey sweep ${this.schema}`;
+    const client = await this.pool.connect();
+    client.on('error', this.ignoreError);
+    let broken: Error | undefined;
+    try {
+      const { rows } = await client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
+        [key],
+      );
+      if (rows[0]?.locked !== true) return null;
+      try {
+        return await work();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+      }
+    } catch (error) {
+      broken = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      client.off('error', this.ignoreError);
+      // A connection that failed may still hold the lock: destroy it (which drops the lock).
+      client.release(broken);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
