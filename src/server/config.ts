@@ -238,7 +238,11 @@ function boolean(value: unknown): Check<boolean> {
 function duration(least = 0) {
   return (value: unknown): Check<number> => {
     try {
-      const ms = parseDuration(value, '');
+      // A bare number (flags and variables are strings) is milliseconds, as in the library.
+      const ms = parseDuration(
+        typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value,
+        '',
+      );
       if (ms !== 0 && ms < least) {
         return { ok: false, reason: `${shown(value)} is too short (0 or at least ${least} ms)` };
       }

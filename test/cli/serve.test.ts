@@ -87,9 +87,11 @@ function me(url: string, cookie: string): Promise<Response> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Status, headers except Date, and body: what must not tell two failures apart. */
+/** Status, headers except Date and the request id, and body: what must not tell two failures apart. */
 async function snapshot(response: Response) {
-  const headers = [...response.headers].filter(([name]) => name !== 'date');
+  const headers = [...response.headers].filter(
+    ([name]) => name !== 'date' && name !== 'x-request-id',
+  );
   return { status: response.status, headers, body: await response.text() };
 }
 
