@@ -40,11 +40,14 @@ function hashOf(username: string): string {
   return String(userRow(server, username)?.password_hash);
 }
 
-/** Status, headers except Date, and body: what must not tell two failures apart. */
+/** Headers that differ on every response (not per account): left out of comparisons. */
+const PER_REQUEST = new Set(['date', 'x-request-id']);
+
+/** Status, headers except per-request ones, and body: what must not tell two failures apart. */
 function snapshot(res: Res) {
   return {
     status: res.status,
-    headers: [...res.headers].filter(([name]) => name !== 'date'),
+    headers: [...res.headers].filter(([name]) => !PER_REQUEST.has(name)),
     body: res.body,
   };
 }
