@@ -215,7 +215,11 @@ export function createApp(
     // Forward auth (nginx auth_request, Traefik, Caddy): 200 with who it is, else 401; never a
     // redirect. A store outage is a 503 (never "logged out"). The user name is percent-encoded.
     '/auth/verify': async (ctx) => {
-      const auth = await latchkey.authenticate(requestInfo(ctx, true));
+      // The session cookie only: a remember-me restore rotates cookies, which a proxy would not
+      // pass on from here; it happens on the login page instead, which sends the browser back.
+      const read = latchkey.sessionCookie.read(ctx.cookie);
+      const cookie = read.value === null ? null : `${latchkey.sessionCookie.name}=${read.value}`;
+      const auth = await latchkey.authenticate({ ...requestInfo(ctx, true), cookie });
       if (!auth.ok) {
         const status = auth.reason === 'unavailable' ? 503 : 401;
         return { status, setCookie: auth.setCookie, headers: status === 503 ? retryAfter() : {} };
