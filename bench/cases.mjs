@@ -28,12 +28,24 @@ export const CASES = [
     options: { store: 'postgres-cache' },
     needs: ['postgres'],
   },
+  { name: 'express 5 alone (no session)', module: 'express', options: { store: 'none' } },
+  {
+    name: 'latchkey/express adapter, memory',
+    module: 'latchkey-express',
+    options: { store: 'memory' },
+  },
   { name: 'express 5 + express-session (memory)', module: 'express', options: { store: 'memory' } },
   {
     name: 'express 5 + express-session + connect-redis',
     module: 'express',
     options: { store: 'redis' },
     needs: ['redis'],
+  },
+  { name: 'fastify 5 alone (no session)', module: 'fastify', options: { session: false } },
+  {
+    name: 'latchkey/fastify adapter, memory',
+    module: 'latchkey-fastify',
+    options: { store: 'memory' },
   },
   { name: 'fastify 5 + @fastify/session', module: 'fastify' },
 ];

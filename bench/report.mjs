@@ -87,3 +87,99 @@ export function writeResults(/** @type {object} */ results) {
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   return file.pathname;
 }
+
+/**
+ * The issue's targets, checked against this run (ratios from the same alternating rounds).
+ * @param {ReturnType<typeof rowOf>[]} rows
+ * @param {Record<string, any> | null} scale
+ * @param {any} storm
+ */
+export function checkTargets(rows, scale, storm) {
+  const row = (/** @type {string} */ name) => rows.find((r) => r.name === name);
+  /** @type {{ target: string, measured: string, met: boolean | null }[]} */
+  const checks = [];
+  const ratio = (/** @type {string} */ name, /** @type {number} */ min, extra = '') => {
+    const r = row(name);
+    checks.push({
+      target: `${name} >= ${min.toFixed(2)} of bare${extra}`,
+      measured: r ? `${r.ratio.toFixed(2)}` : 'not run',
+      met: r ? r.ratio >= min : null,
+    });
+    return r;
+  };
+  ratio('latchkey memory', 0.8);
+  ratio('latchkey SQLite', 0.8);
+  const redis = ratio('latchkey Redis', 0.6);
+  if (redis) {
+    checks.push({
+      target: 'latchkey Redis: <= 1 Redis command per validated request',
+      measured: String(redis.redisCommandsPerRequest),
+      met: redis.redisCommandsPerRequest !== null && redis.redisCommandsPerRequest <= 1,
+    });
+  }
+  const cached = ratio('latchkey Redis + cache', 0.8);
+  if (cached) {
+    checks.push({
+      target: 'latchkey Redis + cache: 0 Redis commands on a hit',
+      measured: String(cached.redisCommandsPerRequest),
+      met: cached.redisCommandsPerRequest !== null && cached.redisCommandsPerRequest < 0.001,
+    });
+  }
+  const value = (/** @type {any} */ x, /** @type {string} */ key) =>
+    x && !x.skipped && !x.failed ? x[key] : undefined;
+  const scaled = (/** @type {any} */ x) =>
+    x?.sessions && x.sessions < 1_000_000 ? ` (at ${x.sessions.toLocaleString('en')})` : '';
+  const limit = (
+    /** @type {string} */ target,
+    /** @type {number | undefined} */ measured,
+    /** @type {number} */ max,
+    /** @type {string} */ unit,
+    /** @type {any} */ source,
+    strict = false,
+  ) =>
+    checks.push({
+      target,
+      measured: measured === undefined ? 'not run' : `${measured} ${unit}${scaled(source)}`,
+      met: measured === undefined ? null : strict ? measured < max : measured <= max,
+    });
+  limit(
+    'memory store <= 250 B/session at 1,000,000',
+    value(scale?.memory, 'bytesPerSession'),
+    250,
+    'B',
+    scale?.memory,
+  );
+  limit(
+    'SQLite validation p99 < 1 ms at 1,000,000',
+    value(scale?.sqlite, 'p99'),
+    1,
+    'ms',
+    scale?.sqlite,
+    true,
+  );
+  limit(
+    'PostgreSQL validation p99 < 2 ms at 1,000,000',
+    value(scale?.postgres, 'p99'),
+    2,
+    'ms',
+    scale?.postgres,
+    true,
+  );
+  const shipped = storm?.default ?? storm;
+  limit(
+    'login storm: event-loop p99 <= 2x idle (as shipped)',
+    shipped?.eventLoopP99Ratio,
+    2,
+    'x',
+    null,
+  );
+  return {
+    checks,
+    text: [
+      'Targets:',
+      ...checks.map(
+        (c) => `- ${c.met === null ? '?' : c.met ? 'met' : 'MISSED'}: ${c.target}: ${c.measured}`,
+      ),
+    ].join('\n'),
+  };
+}

@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [-- --only <name part>]`: builds dist/, measures latchkey against
+ * `npm run bench [-- --quick] [-- --only <name part>[,<name part>…]] [-- --rounds N --seconds N]
+ * [-- --no-scale] [-- --no-storm]`: builds dist/, measures latchkey against
  * its peers (see cases.mjs), the scale figures and the login storm, prints a table and writes
  * bench/results/<date>.json. Absolute req/s drift between runs; the ratios to bare node:http
  * measured in the same round are the figures to quote.
@@ -7,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { machine, markdownTable, writeResults } from './report.mjs';
+import { checkTargets, machine, markdownTable, writeResults } from './report.mjs';
 import { checkPostgres, openRedis } from './services.mjs';
 import { measureThroughput } from './throughput.mjs';
 
@@ -17,12 +18,17 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'no-scale': { type: 'boolean', default: false },
     'no-storm': { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
   },
 });
 
 const settings = args.quick
   ? { rounds: 2, seconds: 2, warmupSeconds: 1, connections: 50, scaleSessions: 100_000 }
   : { rounds: 3, seconds: 10, warmupSeconds: 2, connections: 50, scaleSessions: 1_000_000 };
+// `--rounds N` / `--seconds N` override the mode's values (for iterating on a few cases).
+if (args.rounds) settings.rounds = Number(args.rounds);
+if (args.seconds) settings.seconds = Number(args.seconds);
 
 build();
 const redis = await openRedis();
@@ -34,22 +40,36 @@ console.log(
     `PostgreSQL: ${postgresReason ?? 'up'}`,
 );
 
+const phaseSeconds = /** @type {Record<string, number>} */ ({});
+const timed = async (/** @type {string} */ name, /** @type {() => Promise<any>} */ run) => {
+  const started = performance.now();
+  try {
+    return await run();
+  } finally {
+    phaseSeconds[name] = Math.round((performance.now() - started) / 100) / 10;
+  }
+};
+
 try {
-  const throughput = await measureThroughput({ ...settings, only: args.only }, services);
+  const throughput = await timed('throughput', () =>
+    measureThroughput({ ...settings, only: args.only }, services),
+  );
   const table = markdownTable(throughput.rows, throughput.skipped);
   let scale = null;
   let storm = null;
   if (!args['no-scale']) {
     const { measureScale } = await import('./scale.mjs');
-    scale = await measureScale(settings.scaleSessions, services);
+    scale = await timed('scale', () => measureScale(settings.scaleSessions, services));
   }
   if (!args['no-storm']) {
     const { measureStorm } = await import('./storm.mjs');
-    storm = await measureStorm(settings);
+    storm = await timed('storm', () => measureStorm(settings));
   }
   console.log(`\n${table}\n`);
   if (scale) console.log(scale.text);
   if (storm) console.log(storm.text);
+  const targets = checkTargets(throughput.rows, scale?.results ?? null, storm?.results ?? null);
+  console.log(`\n${targets.text}`);
   const file = writeResults({
     date: new Date().toISOString(),
     mode: args.quick ? 'quick' : 'full',
@@ -59,6 +79,8 @@ try {
     skipped: throughput.skipped,
     scale: scale?.results ?? null,
     loginStorm: storm?.results ?? null,
+    phaseSeconds,
+    targets: targets.checks,
     table,
   });
   console.log(`\nwrote ${file}`);

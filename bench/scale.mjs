@@ -63,11 +63,7 @@ function scaleText(n, r) {
     `- memory store: ${show(
       r.memory,
       (m) =>
-        `${m.rssBytesPerSession} B/session RSS, ${m.heapBytesPerSession} B/session heap (target <= 250); heap by part: ${Object.entries(
-          m.heapBytesPerSessionByPart,
-        )
-          .map(([k, v]) => `${k} ${v} B`)
-          .join(', ')}; filled in ${m.fillSeconds} s`,
+        `${m.bytesPerSession} B/session (JS heap ${m.heapBytesPerSession} B + typed arrays ${m.arrayBufferBytesPerSession} B; target <= 250), RSS ${m.rssBytesPerSession} B/session; filled in ${m.fillSeconds} s`,
     )}`,
     `- SQLite validate(): ${show(r.sqlite, (s) => `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms over ${s.samples} random tokens (target p99 < 1 ms); ${s.diskBytesPerSession} B/session on disk`)}`,
     `- PostgreSQL validate(): ${show(r.postgres, (s) => `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms over ${s.samples} random tokens (target p99 < 2 ms)`)}`,

@@ -13,8 +13,13 @@ import { commandDelta, redisCommandCounts } from './services.mjs';
  * @param {{ redis: any, postgresReason: string | null }} services
  */
 export async function measureThroughput(settings, services) {
+  // `--only a,b`: cases whose name contains any of the parts (bare always runs: it is the ratio's base).
+  const parts = settings.only?.split(',').map((part) => part.trim().toLowerCase()) ?? [];
   const wanted = CASES.filter(
-    (c) => !settings.only || c.module === 'bare' || c.name.includes(settings.only),
+    (c) =>
+      parts.length === 0 ||
+      c.module === 'bare' ||
+      parts.some((part) => c.name.toLowerCase().includes(part)),
   );
   /** @type {{ name: string, reason: string }[]} */
   const skipped = [];

@@ -1,15 +1,19 @@
-/** express 5 + express-session, on its MemoryStore or connect-redis, with counted store calls. */
+/**
+ * express 5 + express-session, on its MemoryStore or connect-redis, with counted store calls;
+ * `store: 'none'` is express alone (no session at all): the framework's own ceiling.
+ */
 import { createServer } from 'node:http';
 import express from 'express';
 import session from 'express-session';
-import { countingProxy } from '../counting.mjs';
+import { countingProxy, noCounter } from '../counting.mjs';
 import { REDIS_URL } from '../stores.mjs';
 
 const STORE_METHODS = ['get', 'set', 'touch', 'destroy'];
 const WRITE_METHODS = ['set', 'touch', 'destroy'];
 
-/** @param {{ store: 'memory' | 'redis' }} options */
+/** @param {{ store: 'memory' | 'redis' | 'none' }} options */
 export async function start(options) {
+  if (options.store === 'none') return bare();
   let real;
   /** @type {(() => Promise<unknown>) | undefined} */
   let close;
@@ -36,4 +40,19 @@ export async function start(options) {
     res.type('text/plain').send(req.session.userId);
   });
   return { server: createServer(app), counter, close };
+}
+
+/** express answering the user id with no session middleware (the cookie is never read). */
+function bare() {
+  const app = express();
+  app.post('/login', (_req, res) => {
+    res
+      .append('Set-Cookie', `bare=${'x'.repeat(43)}`)
+      .status(204)
+      .end();
+  });
+  app.get('/me', (_req, res) => {
+    res.type('text/plain').send('user-42');
+  });
+  return { server: createServer(app), counter: noCounter };
 }

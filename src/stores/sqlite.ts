@@ -70,6 +70,14 @@ CREATE INDEX IF NOT EXISTS latchkey_remember_by_user ON latchkey_remember (user_
 CREATE INDEX IF NOT EXISTS latchkey_remember_by_expiry ON latchkey_remember (expires_at);
 `;
 
+/** A `get` waiting for its batch. */
+interface PendingRead {
+  readonly id: string;
+  row: RawRow | null;
+  readonly resolve: (record: SessionRecord | null) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /** The columns of {@link SqliteStore.get}'s statement, in order (the id is the caller's). */
 type RawRow = [
   userId: string,
@@ -116,6 +124,9 @@ export class SqliteStore implements LatchkeyStore {
   private readonly createCapped;
   private readonly consume;
   private readonly rotate;
+  private readonly readMany;
+  /** Lookups waiting for the next batch (see {@link get}). */
+  private pending: PendingRead[] = [];
 
   /** `file` is a path (created if absent, `:memory:` for a private database) or an open database. */
   constructor(file: string | Database.Database, options: { busyTimeout?: number } = {}) {
@@ -207,6 +218,12 @@ export class SqliteStore implements LatchkeyStore {
       this.insertRemember(successor);
       return true;
     });
+    // One read transaction for a batch of lookups: in WAL mode each transaction takes and drops a
+    // shared lock on the -shm file (two fcntl calls), which cost more than the lookup itself.
+    this.readMany = db.transaction((batch: PendingRead[]) => {
+      const get = this.statements.get;
+      for (const read of batch) read.row = get.get(read.id) ?? null;
+    });
     this.createCapped = db.transaction((record: SessionRecord, cap: SessionCap): CreateResult => {
       const { deleteDeadOfUser, liveByUser, delete: remove, insert } = this.statements;
       deleteDeadOfUser.run(record.userId, record.createdAt);
@@ -233,10 +250,40 @@ export class SqliteStore implements LatchkeyStore {
     return this.createCapped.immediate(record, cap);
   }
 
-  async get(id: string): Promise<SessionRecord | null> {
-    const row = this.statements.get.get(id);
-    return row ? fromRaw(id, row) : null;
+  /**
+   * Lookups are batched: every `get` issued in one turn of the event loop (under load, the
+   * requests of many connections) is answered from one read transaction, run from
+   * `setImmediate`, so they share one WAL lock instead of taking one each. A lookup never waits
+   * for more than the rest of the current turn. Each answer is what the database held when the
+   * batch ran, after any write made before it.
+   */
+  get(id: string): Promise<SessionRecord | null> {
+    return new Promise((resolve, reject) => {
+      if (this.pending.push({ id, row: null, resolve, reject }) === 1) setImmediate(this.flush);
+    });
   }
+
+  private readonly flush = (): void => {
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      if (batch.length === 1 || this.db.inTransaction) {
+        for (const read of batch) read.row = this.statements.get.get(read.id) ?? null;
+      } else {
+        this.readMany(batch);
+      }
+    } catch (error) {
+      for (const read of batch) read.reject(error);
+      return;
+    }
+    for (const read of batch) {
+      try {
+        read.resolve(read.row ? fromRaw(read.id, read.row) : null);
+      } catch (error) {
+        read.reject(error); // a row whose JSON does not parse fails its own lookup only
+      }
+    }
+  };
 
   async touch(id: string, lastSeenAt: number, idleExpiresAt: number): Promise<void> {
     this.statements.touch.run(lastSeenAt, idleExpiresAt, id);
