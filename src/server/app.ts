@@ -55,6 +55,12 @@ export interface AppOptions {
   /** Browsers reach us over HTTPS (TLS here or at a proxy): HSTS on, and origins are https. */
   readonly https: boolean;
   /**
+   * Unsafe requests must name a loopback host (`localhost`, `127.x`, `[::1]`): a page on another
+   * name that resolves here (DNS rebinding) is same-origin to the browser but refused by us. For
+   * a server listening on loopback over plain HTTP.
+   */
+  readonly loopbackOnly: boolean;
+  /**
    * Hosts (`host`, any port, or `host:port`) the login page may send a browser back to by absolute
    * URL (`?next=` or `?rd=`), for forward-auth set-ups; otherwise only same-origin paths.
    */
@@ -98,7 +104,7 @@ const PRE_LOGIN_VALUE = /^[A-Za-z0-9_-]{43}$/;
 export function createApp(
   options: AppOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { latchkey, store, allowSignup, trustedProxies, csrf, https } = options;
+  const { latchkey, store, allowSignup, trustedProxies, csrf, https, loopbackOnly } = options;
   const returnTarget = returnTargets(options.forwardAuthHosts ?? [], https);
 
   function requestInfo(ctx: Context, api: boolean) {
@@ -594,7 +600,9 @@ export function createApp(
 
   /** The one dispatch point for unsafe methods: the Origin check happens here, for every route. */
   async function dispatchAction(ctx: Context): Promise<Reply> {
-    if (!isSameOrigin(originHeaders(ctx), expectedOrigin(ctx))) {
+    const host = header(ctx.req, 'host');
+    const hostAllowed = host !== null && (!loopbackOnly || isLoopbackHost(host));
+    if (!hostAllowed || !isSameOrigin(originHeaders(ctx), expectedOrigin(ctx))) {
       if (isApi(ctx.path)) return jsonReply(403, { error: 'cross_origin_request' });
       return htmlReply(403, messagePage('Forbidden', 'This request came from another site.'));
     }
@@ -668,6 +676,12 @@ function hasBody(req: IncomingMessage): boolean {
 function hasNonJsonBody(req: IncomingMessage): boolean {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   return type === '' ? hasBody(req) : type !== JSON_BODY;
+}
+
+/** `localhost`, `127.x.y.z` or `[::1]`, with or without a port. */
+function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/:\d+$/, '');
+  return name === 'localhost' || name === '[::1]' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
 function originHeaders(ctx: Context) {

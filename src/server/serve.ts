@@ -74,6 +74,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       trustedProxies: config.trustedProxies,
       csrf,
       https: config.behindHttps || tls !== null,
+      loopbackOnly: !config.behindHttps && tls === null,
       forwardAuthHosts: config.forwardAuthHosts,
       onError: (error) => logger.error({ err: errorFields(error) }, 'request failed'),
     });

@@ -28,6 +28,7 @@ async function listen(options: Partial<AppOptions> = {}): Promise<TestServer> {
       trustedProxies: new Set(),
       csrf: new CsrfTokens('a test secret of at least thirty-two bytes'),
       https: false,
+      loopbackOnly: true,
       ...options,
     }),
   );
