@@ -10,13 +10,18 @@ import { cookiesOf, NAVIGATE, PASSWORD, page } from './support.js';
 
 const EXAMPLE = new URL('../../examples/nginx/nginx.conf', import.meta.url);
 
-function nginxMissing(): string | null {
+/** `nginx` on PATH, else Debian's /usr/sbin/nginx (not on a normal user's PATH). */
+const NGINX = ['nginx', '/usr/sbin/nginx'].find((candidate) => {
   try {
-    execFileSync('nginx', ['-v'], { stdio: 'ignore' });
-    return null;
+    execFileSync(candidate, ['-v'], { stdio: 'ignore' });
+    return true;
   } catch {
-    return 'nginx is not installed (Debian package nginx; .ci/run installs it)';
+    return false;
   }
+});
+
+function nginxMissing(): string | null {
+  return NGINX ? null : 'nginx is not installed (Debian package nginx; .ci/run installs it)';
 }
 
 const missing = nginxMissing();
@@ -101,7 +106,7 @@ beforeAll(async () => {
     ...(process.getuid?.() === 0 ? [`user ${userInfo().username};`] : []),
   ].join(' ');
   let output = '';
-  nginx = spawn('nginx', ['-p', prefix, '-c', confPath, '-e', errorLog, '-g', globals], {
+  nginx = spawn(NGINX ?? 'nginx', ['-p', prefix, '-c', confPath, '-e', errorLog, '-g', globals], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   nginx.stdout?.on('data', (chunk: Buffer) => {
