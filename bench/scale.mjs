@@ -9,16 +9,19 @@ const built = (/** @type {string} */ file) =>
   existsSync(new URL(`../dist/${file}`, import.meta.url));
 
 /**
- * @param {number} n sessions to store
+ * @param {{ scaleSessions: number, memoryScaleSessions: number }} sizes sessions to store (in
+ *   the memory store: `memoryScaleSessions`)
  * @param {{ redis: any, postgresReason: string | null }} services
  */
-export async function measureScale(n, services) {
+export async function measureScale(sizes, services) {
+  const n = sizes.scaleSessions;
+  const inMemory = sizes.memoryScaleSessions;
   const env = services.redis.url ? { LATCHKEY_BENCH_REDIS_URL: services.redis.url } : {};
   /** @type {Record<string, any>} */
   const results = {};
   /** @param {string} name @param {string | null} skip @param {() => Promise<any>} run */
-  const attempt = async (name, skip, run) => {
-    process.stdout.write(`scale: ${name} with ${n.toLocaleString('en')} sessions\n`);
+  const attempt = async (name, skip, run, count = n) => {
+    process.stdout.write(`scale: ${name} with ${count.toLocaleString('en')} sessions\n`);
     if (skip) {
       results[name] = { skipped: skip };
       return;
@@ -31,8 +34,12 @@ export async function measureScale(n, services) {
   };
   // A heap of 1,000,000 sessions and their tokens needs more than the default old space.
   const bigHeap = ['--max-old-space-size=4096'];
-  await attempt('memory', null, () =>
-    runScript('scale/memory.mjs', [String(n)], { execArgv: ['--expose-gc', ...bigHeap] }),
+  await attempt(
+    'memory',
+    null,
+    () =>
+      runScript('scale/memory.mjs', [String(inMemory)], { execArgv: ['--expose-gc', ...bigHeap] }),
+    inMemory,
   );
   await attempt('sqlite', null, () =>
     runScript('scale/validation.mjs', ['sqlite', String(n)], { execArgv: bigHeap }),
@@ -49,25 +56,24 @@ export async function measureScale(n, services) {
       (built('stores/redis.js') ? null : 'dist/stores/redis.js not built yet'),
     () => runScript('scale/redis-memory.mjs', [String(n)], { env, execArgv: bigHeap }),
   );
-  return { results, text: scaleText(n, results) };
+  return { results, text: scaleText(results) };
 }
 
-/** @param {number} n @param {Record<string, any>} r */
-function scaleText(n, r) {
-  const lines = [
-    `Scale, ${n.toLocaleString('en')} sessions${n < 1_000_000 ? ' (scaled down: --quick)' : ''}:`,
-  ];
+/** @param {Record<string, any>} r */
+function scaleText(r) {
+  const lines = ['Scale (sessions stored in brackets; the targets are at 1,000,000):'];
+  const at = (/** @type {any} */ x) => (x?.sessions ? ` [${x.sessions.toLocaleString('en')}]` : '');
   const show = (/** @type {any} */ x, /** @type {(x: any) => string} */ format) =>
     x.skipped ? `skipped: ${x.skipped}` : x.failed ? `failed: ${x.failed}` : format(x);
   lines.push(
-    `- memory store: ${show(
+    `- memory store${at(r.memory)}: ${show(
       r.memory,
       (m) =>
         `${m.bytesPerSession} B/session (JS heap ${m.heapBytesPerSession} B + typed arrays ${m.arrayBufferBytesPerSession} B; target <= 250), RSS ${m.rssBytesPerSession} B/session; filled in ${m.fillSeconds} s`,
     )}`,
-    `- SQLite validate(): ${show(r.sqlite, (s) => `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms over ${s.samples} random tokens (target p99 < 1 ms); ${s.diskBytesPerSession} B/session on disk`)}`,
-    `- PostgreSQL validate(): ${show(r.postgres, (s) => `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms over ${s.samples} random tokens (target p99 < 2 ms)`)}`,
-    `- Redis memory: ${show(r.redis, (s) => `${s.bytesPerSession} B/session (INFO used_memory delta, private redis-server)`)}`,
+    `- SQLite validate()${at(r.sqlite)}: ${show(r.sqlite, (s) => `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms over ${s.samples} random tokens (target p99 < 1 ms); ${s.diskBytesPerSession} B/session on disk`)}`,
+    `- PostgreSQL validate()${at(r.postgres)}: ${show(r.postgres, (s) => `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms over ${s.samples} random tokens (target p99 < 2 ms)`)}`,
+    `- Redis memory${at(r.redis)}: ${show(r.redis, (s) => `${s.bytesPerSession} B/session (INFO used_memory delta, private redis-server)`)}`,
   );
   return lines.join('\n');
 }
