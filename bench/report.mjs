@@ -79,11 +79,15 @@ export function machine() {
   };
 }
 
-/** Writes `bench/results/<YYYY-MM-DD>.json` and gives its path. */
-export function writeResults(/** @type {object} */ results) {
+/**
+ * Writes `bench/results/<YYYY-MM-DD><suffix>.json` and gives its path: no suffix for a full run,
+ * `-quick` for --quick, `-partial` for a run with --only, --no-scale or --no-storm, so an
+ * iteration never overwrites the day's complete results.
+ */
+export function writeResults(/** @type {object} */ results, suffix = '') {
   const dir = new URL('./results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
-  const file = new URL(`${new Date().toISOString().slice(0, 10)}.json`, dir);
+  const file = new URL(`${new Date().toISOString().slice(0, 10)}${suffix}.json`, dir);
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   return file.pathname;
 }

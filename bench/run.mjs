@@ -86,19 +86,22 @@ try {
   if (storm) console.log(storm.text);
   const targets = checkTargets(throughput.rows, scale?.results ?? null, storm?.results ?? null);
   console.log(`\n${targets.text}`);
-  const file = writeResults({
-    date: new Date().toISOString(),
-    mode: args.quick ? 'quick' : 'full',
-    machine: machine(),
-    settings,
-    rows: throughput.rows,
-    skipped: throughput.skipped,
-    scale: scale?.results ?? null,
-    loginStorm: storm?.results ?? null,
-    phaseSeconds,
-    targets: targets.checks,
-    table,
-  });
+  const file = writeResults(
+    {
+      date: new Date().toISOString(),
+      mode: args.quick ? 'quick' : 'full',
+      machine: machine(),
+      settings,
+      rows: throughput.rows,
+      skipped: throughput.skipped,
+      scale: scale?.results ?? null,
+      loginStorm: storm?.results ?? null,
+      phaseSeconds,
+      targets: targets.checks,
+      table,
+    },
+    args.only || args['no-scale'] || args['no-storm'] ? '-partial' : args.quick ? '-quick' : '',
+  );
   console.log(`\nwrote ${file}`);
 } finally {
   await redis.stop?.();
