@@ -323,6 +323,11 @@ function humanLine(line: string): string {
       ? new Date(time).toISOString().slice(11, 23)
       : '';
   const name = (typeof level === 'number' ? LEVEL_NAMES[level] : undefined) ?? String(level ?? '');
+  if (msg === 'request') {
+    const { method, route, status, durationMs, userId, reqId, ...other } = fields;
+    const extra = Object.keys(other).length > 0 ? ` ${JSON.stringify(other)}` : '';
+    return `${clock} ${name.padEnd(5)} ${method} ${route} ${status} ${durationMs}ms user=${userId ?? '-'} req=${reqId}${extra}\n`;
+  }
   const rest = Object.entries(fields)
     .filter(([, value]) => value !== undefined && value !== null)
     .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
