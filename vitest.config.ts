@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
 
+/** Files that measure time: they run by themselves once the rest of the suite is done. */
+const ALONE = 'test/security/timing.test.ts';
+
 export default defineConfig({
   resolve: {
     // Tests import the package by its public names, served from the sources.
@@ -19,8 +22,12 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    projects: [
+      { extends: true, test: { name: 'suite', include: ['test/**/*.test.ts'], exclude: [ALONE] } },
+      // Timing is compared, so it runs after everything else, with the machine to itself.
+      { extends: true, test: { name: 'alone', include: [ALONE], sequence: { groupOrder: 1 } } },
+    ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     coverage: {
