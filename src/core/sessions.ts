@@ -1,6 +1,6 @@
 import { type Duration, parseDuration } from './duration.js';
 import { ConfigError, SessionLimitError, StoreUnavailableError } from './errors.js';
-import type { JsonObject, SessionCap, SessionRecord, SessionStore } from './store.js';
+import type { JsonObject, JsonValue, SessionCap, SessionRecord, SessionStore } from './store.js';
 import { generateToken, isWellFormedToken, sessionIdOf } from './token.js';
 
 /** Everything the engine reports; records never contain a token, so events are safe to log. */
@@ -220,6 +220,36 @@ export class Sessions {
     return count;
   }
 
+  /**
+   * Changes a session's `data` as a top-level merge patch (RFC 7396 style): a key whose value is
+   * `null` is removed, any other key is set to its value (replaced whole, never merged deeper),
+   * keys not named are kept. One atomic store write, so parallel calls naming different keys never
+   * lose one another, in any number of processes; nothing else of the session changes (expiry
+   * included). Gives false, creating nothing, when there is no such session. Expiry is not
+   * checked: a dead session not yet swept is still updated, harmlessly (it never validates again).
+   *
+   * Throws `TypeError` when `patch` is not a plain JSON object of at most 8,192 bytes (finite
+   * numbers, well-formed strings without U+0000, plain objects and dense arrays, nesting at most
+   * 64 deep), `RangeError` when the merged `data` would grow past 8,192 bytes (see
+   * {@link SessionStore.updateData} for how stores measure it), and {@link StoreUnavailableError}
+   * when the store cannot answer. The store is not called, or writes nothing, when it throws.
+   */
+  async setData(sessionId: string, patch: JsonObject): Promise<boolean> {
+    if (typeof sessionId !== 'string' || sessionId.length === 0) {
+      throw new TypeError('sessionId: must be a non-empty string');
+    }
+    const { set, remove } = checkPatch(patch);
+    const result = await this.call(() =>
+      this.store.updateData(sessionId, { set, remove, maxBytes: MAX_SNAPSHOT_BYTES }),
+    );
+    if (result === 'too_large') {
+      throw new RangeError(
+        `data: the merged data would exceed ${MAX_SNAPSHOT_BYTES} bytes; nothing was changed`,
+      );
+    }
+    return result === 'updated';
+  }
+
   /** The user's live sessions, oldest first. */
   listSessions(userId: string): Promise<SessionRecord[]> {
     return this.call(() => this.store.listByUser(userId, this.now()));
@@ -296,4 +326,77 @@ function checkSnapshot(value: JsonObject | undefined, label: string): JsonObject
     throw new TypeError(`${label}: must serialise to at most ${MAX_SNAPSHOT_BYTES} bytes`);
   }
   return value;
+}
+
+const MAX_PATCH_DEPTH = 64;
+/** A lone surrogate (like U+0000, checked apart): JSON can spell it, PostgreSQL's jsonb cannot keep it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Splits a `setData` patch into keys to set and keys to remove, after checking it is JSON-safe. */
+function checkPatch(patch: unknown): { set: JsonObject; remove: string[] } {
+  if (!isPlainObject(patch)) throw new TypeError('data patch: must be a plain JSON object');
+  checkJson(patch, 'data patch', 0);
+  if (Buffer.byteLength(JSON.stringify(patch)) > MAX_SNAPSHOT_BYTES) {
+    throw new TypeError(`data patch: must serialise to at most ${MAX_SNAPSHOT_BYTES} bytes`);
+  }
+  const set: [string, JsonValue][] = [];
+  const remove: string[] = [];
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) remove.push(key);
+    else set.push([key, value as JsonValue]);
+  }
+  // fromEntries defines own properties, so a key named "__proto__" stays data.
+  return { set: Object.fromEntries(set), remove };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function checkJson(value: unknown, path: string, depth: number): void {
+  switch (typeof value) {
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`${path}: must be a finite number`);
+      return;
+    case 'string':
+      checkString(value, path);
+      return;
+    case 'object': {
+      if (value === null) return;
+      if (depth >= MAX_PATCH_DEPTH) {
+        throw new TypeError(`${path}: nested more than ${MAX_PATCH_DEPTH} levels deep`);
+      }
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value)) throw new TypeError(`${path}[${i}]: arrays must not have holes`);
+          checkJson(value[i], `${path}[${i}]`, depth + 1);
+        }
+        return;
+      }
+      if (!isPlainObject(value)) {
+        throw new TypeError(`${path}: must be JSON (a plain object, not a class instance)`);
+      }
+      if (Object.getOwnPropertySymbols(value).length > 0) {
+        throw new TypeError(`${path}: symbol keys are not JSON`);
+      }
+      for (const [key, inner] of Object.entries(value)) {
+        const at = `${path}.${JSON.stringify(key)}`;
+        checkString(key, `${at} (key)`);
+        checkJson(inner, at, depth + 1);
+      }
+      return;
+    }
+    default:
+      throw new TypeError(`${path}: ${typeof value} is not JSON`);
+  }
+}
+
+function checkString(value: string, path: string): void {
+  if (value.includes('\u0000') || LONE_SURROGATE.test(value)) {
+    throw new TypeError(`${path}: must not contain U+0000 or a lone surrogate`);
+  }
 }

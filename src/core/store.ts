@@ -26,9 +26,25 @@ export interface SessionRecord {
   readonly userAgent: string | null;
   /** Small snapshot of the user chosen by the app, so a request needs no user lookup. */
   readonly user: JsonObject;
-  /** Small app data fixed at creation. */
+  /** Small app data: set at creation, changed only through {@link SessionStore.updateData}. */
   readonly data: JsonObject;
 }
+
+/** A top-level change to a session's `data`, applied by {@link SessionStore.updateData}. */
+export interface DataChange {
+  /** Top-level keys to set, each replacing any value it had (never merged deeper). */
+  readonly set: JsonObject;
+  /** Top-level keys to remove; absent keys are ignored. Never overlaps `set`. */
+  readonly remove: readonly string[];
+  /**
+   * Bound on the merged `data`, in bytes of JSON as the store keeps it (about
+   * `JSON.stringify(data)`; see {@link SessionStore.updateData}).
+   */
+  readonly maxBytes: number;
+}
+
+/** What {@link SessionStore.updateData} did. */
+export type DataUpdate = 'updated' | 'missing' | 'too_large';
 
 /** Cap applied atomically by {@link SessionStore.create}. */
 export interface SessionCap {
@@ -64,6 +80,21 @@ export interface SessionStore {
   get(id: string): Promise<SessionRecord | null>;
   /** Moves the sliding deadline. Never re-creates a deleted record. */
   touch(id: string, lastSeenAt: number, idleExpiresAt: number): Promise<void>;
+  /**
+   * In ONE atomic step, sets the keys of `change.set` and removes the keys of `change.remove` in
+   * the record's `data` (top level only; other keys are kept as they are), so parallel updates of
+   * different keys, from any number of processes, never lose one another. Never changes any other
+   * field (expiry, `lastSeenAt`, …) and never re-creates a deleted record: `missing` when there is
+   * no record (`get` would give null), writing nothing.
+   *
+   * `too_large`, writing nothing, when the merged `data` would measure more than
+   * `change.maxBytes` AND more than it did before (a change that does not grow `data` is never
+   * refused). The measure is the length in UTF-8 bytes of the JSON the store keeps, checked in
+   * the same atomic step: exactly `JSON.stringify(data)` for memory and SQLite; PostgreSQL counts
+   * jsonb's text form (a space after each `:` and `,`), so it refuses a little earlier; Redis,
+   * which keeps one hash field per key, counts `{"key":value,…}` with keys unescaped.
+   */
+  updateData(id: string, change: DataChange): Promise<DataUpdate>;
   /** Deletes one record; true when it existed. */
   delete(id: string): Promise<boolean>;
   /** The user's records alive at `now`, oldest first. */

@@ -1,5 +1,7 @@
 import type {
   CreateResult,
+  DataChange,
+  DataUpdate,
   JsonObject,
   LatchkeyStore,
   RememberRecord,
@@ -129,6 +131,23 @@ export class MemoryStore implements LatchkeyStore {
     times[base + IDLE] = idleExpiresAt;
     this.expiry.push(idleExpiresAt, slot);
     if (this.expiry.size > 2 * this.count + 1024) this.rebuildExpiry();
+  }
+
+  /** Synchronous from lookup to write, so atomic in this process. */
+  async updateData(id: string, change: DataChange): Promise<DataUpdate> {
+    const slot = this.find(id);
+    if (slot === -1) return 'missing';
+    const record = this.recordAt(slot, id);
+    const kept: JsonObject = { ...record.data };
+    for (const key of change.remove) delete kept[key];
+    // Spreads define own properties: a key named "__proto__" stays data.
+    const data: JsonObject = { ...kept, ...change.set };
+    const after = Buffer.byteLength(JSON.stringify(data));
+    if (after > change.maxBytes && after > Buffer.byteLength(JSON.stringify(record.data))) {
+      return 'too_large';
+    }
+    this.payloads[slot] = flat(payloadOf({ ...record, data }));
+    return 'updated';
   }
 
   async delete(id: string): Promise<boolean> {

@@ -370,6 +370,7 @@ describe('store failures', () => {
     create: () => Promise.reject(new Error('ECONNREFUSED')),
     get: () => Promise.reject(new Error('ECONNREFUSED')),
     touch: () => Promise.reject(new Error('ECONNREFUSED')),
+    updateData: () => Promise.reject(new Error('ECONNREFUSED')),
     delete: () => Promise.reject(new Error('ECONNREFUSED')),
     listByUser: () => Promise.reject(new Error('ECONNREFUSED')),
     deleteByUser: () => Promise.reject(new Error('ECONNREFUSED')),

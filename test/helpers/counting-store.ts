@@ -8,6 +8,7 @@ export function countCalls<T extends SessionStore>(store: T): { store: T; calls:
     create: 0,
     get: 0,
     touch: 0,
+    updateData: 0,
     delete: 0,
     listByUser: 0,
     deleteByUser: 0,
