@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import type {
   CreateResult,
+  DataChange,
+  DataUpdate,
   JsonObject,
   LatchkeyStore,
   RememberRecord,
@@ -127,6 +129,9 @@ export class SqliteStore implements LatchkeyStore {
   private readonly readMany;
   /** Lookups waiting for the next batch (see {@link get}). */
   private pending: PendingRead[] = [];
+  /** `updateData` statements by shape (keys removed, keys set): a JSON path is one parameter. */
+  private readonly merges = new Map<string, Database.Statement>();
+  private exists: Database.Statement<[string], number> | null = null;
 
   /** `file` is a path (created if absent, `:memory:` for a private database) or an open database. */
   constructor(file: string | Database.Database, options: { busyTimeout?: number } = {}) {
@@ -287,6 +292,55 @@ export class SqliteStore implements LatchkeyStore {
 
   async touch(id: string, lastSeenAt: number, idleExpiresAt: number): Promise<void> {
     this.statements.touch.run(lastSeenAt, idleExpiresAt, id);
+  }
+
+  /**
+   * One UPDATE (`json_set` over `json_remove`, on the row as it is when the write lock is held),
+   * so processes sharing the file never lose one another's keys. SQLite keeps the JSON text of
+   * values it does not touch as it was. The size check is in the same statement's WHERE; only
+   * telling "too large" from "missing" afterwards is a second read.
+   */
+  async updateData(id: string, change: DataChange): Promise<DataUpdate> {
+    const set = Object.entries(change.set);
+    const values: Record<string, string | number> = { id, max: change.maxBytes };
+    change.remove.forEach((key, i) => {
+      values[`r${i}`] = jsonPath(key);
+    });
+    set.forEach(([key, value], i) => {
+      values[`k${i}`] = jsonPath(key);
+      values[`v${i}`] = JSON.stringify(value);
+    });
+    if (this.mergeStatement(change.remove.length, set.length).run(values).changes > 0) {
+      return 'updated';
+    }
+    this.exists ??= this.db
+      .prepare<[string], number>('SELECT 1 FROM latchkey_sessions WHERE id = ?')
+      .pluck();
+    return this.exists.get(id) === undefined ? 'missing' : 'too_large';
+  }
+
+  private mergeStatement(removed: number, set: number): Database.Statement {
+    const shape = `${removed}:${set}`;
+    let statement = this.merges.get(shape);
+    if (!statement) {
+      let merged = 'data';
+      if (removed > 0) {
+        const paths = Array.from({ length: removed }, (_, i) => `@r${i}`);
+        merged = `json_remove(${merged}, ${paths.join(', ')})`;
+      }
+      if (set > 0) {
+        const pairs = Array.from({ length: set }, (_, i) => `@k${i}, json(@v${i})`);
+        merged = `json_set(${merged}, ${pairs.join(', ')})`;
+      }
+      statement = this.db.prepare(
+        `UPDATE latchkey_sessions SET data = ${merged} WHERE id = @id
+           AND length(CAST(${merged} AS BLOB)) <= max(@max, length(CAST(data AS BLOB)))`,
+      );
+      // Shapes are few in practice; a caller inventing new ones never grows this without bound.
+      if (this.merges.size >= 256) this.merges.clear();
+      this.merges.set(shape, statement);
+    }
+    return statement;
   }
 
   async delete(id: string): Promise<boolean> {
@@ -457,6 +511,11 @@ function fromRaw(id: string, row: RawRow): SessionRecord {
     user: parseObject(row[8]),
     data: parseObject(row[9]),
   };
+}
+
+/** A JSON path naming one top-level key, whatever characters it holds (`$."a.b"`). */
+function jsonPath(key: string): string {
+  return `$.${JSON.stringify(key)}`;
 }
 
 /** Most `data` (and many snapshots) are empty: no parser call for those. */
