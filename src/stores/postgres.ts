@@ -3,6 +3,8 @@ import pg, { type Notification, type Pool, type PoolClient, type QueryResultRow 
 import { ConfigError } from '../core/errors.js';
 import type {
   CreateResult,
+  DataChange,
+  DataUpdate,
   LatchkeyStore,
   RememberRecord,
   SessionCap,
@@ -522,6 +524,42 @@ export class PostgresStore implements LatchkeyStore {
              SELECT pg_notify($4, $5 || ' d ' || id), ${LISTENERS('$6')} FROM t`,
       values: [id, lastSeenAt, idleExpiresAt, this.channel, nonce, this.listenerName],
     }));
+  }
+
+  /**
+   * One UPDATE computing the merge from the row it has locked (READ COMMITTED re-reads a row
+   * changed meanwhile), so parallel updates from any process never lose one another; it sends the
+   * same NOTIFY as every session write, so validation caches drop the old copy before it resolves.
+   * The merge goes through jsonb: keys come back in jsonb's order and numbers as jsonb prints them
+   * (the same values), and a record whose `data` holds U+0000 cannot be merged (an error). The
+   * size is measured on jsonb's text, before and after. Only telling "too large" from "missing",
+   * after a refusal, is a second read.
+   */
+  async updateData(id: string, change: DataChange): Promise<DataUpdate> {
+    const merged = '((data::jsonb - $3::text[]) || $2::jsonb)::text';
+    const updated = await this.notifying(id, (nonce) => ({
+      name: `${this.names}update-data`,
+      text: `WITH u AS (UPDATE ${this.t.sessions} SET data = ${merged}
+               WHERE id = $1 AND octet_length(${merged}) <= greatest($4, octet_length(data::jsonb::text))
+               RETURNING id)
+             SELECT pg_notify($5, $6 || ' d ' || id), ${LISTENERS('$7')} FROM u`,
+      values: [
+        id,
+        JSON.stringify(change.set),
+        change.remove,
+        change.maxBytes,
+        this.channel,
+        nonce,
+        this.listenerName,
+      ],
+    }));
+    if (updated > 0) return 'updated';
+    const { rowCount } = await this.query({
+      name: `${this.names}exists`,
+      text: `SELECT 1 FROM ${this.t.sessions} WHERE id = $1`,
+      values: [id],
+    });
+    return rowCount ? 'too_large' : 'missing';
   }
 
   async delete(id: string): Promise<boolean> {
