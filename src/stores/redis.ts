@@ -3,6 +3,10 @@ import { BasicPooledClientSideCache, createClient } from 'redis';
 import { ConfigError } from '../core/errors.js';
 import type {
   CreateResult,
+  DataChange,
+  DataUpdate,
+  JsonObject,
+  JsonValue,
   LatchkeyStore,
   RememberRecord,
   SessionCap,
@@ -138,9 +142,55 @@ local function extend(key, at)
 end
 `;
 
+/** Writes a whole record: ARGV[6..] are its \`d:<key>\` data fields, name then JSON value. */
 const SESSION_WRITE = script(`
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'record', ARGV[1], 'userId', ARGV[2], 'lastSeenAt', ARGV[3], 'idleExpiresAt', ARGV[4])
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+return 1`);
+
+/**
+ * SessionStore.updateData on the record's own hash: HDELs and HSETs \`d:<key>\` fields, never
+ * reading or re-encoding a JSON value (so \`[]\`, numbers and strings stay byte for byte). ARGV:
+ * number of removals, maxBytes, the \`d:\` names to remove, then name/value pairs to set.
+ * Gives {1} done, {0} no record, {-1} too large, or {2, record} for a record written before data
+ * had fields of its own (its data still inside \`record\`): converted by SESSION_CONVERT first.
+ */
+const SESSION_UPDATE_DATA = script(`
+local record = redis.call('HGET', KEYS[1], 'record')
+if not record then return {0} end
+if string.sub(record, -10) ~= '"data":{}}' then return {2, record} end
+local removed, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+local sizes = {}
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 2) == 'd:' then sizes[fields[i]] = #fields[i + 1] end
+end
+-- Bytes of {"key":value,...} (keys unescaped): each field adds 2 + #name - 2 + 1 + #value + 1.
+local function measure()
+  local total, n = 1, 0
+  for name, length in pairs(sizes) do
+    total = total + #name + length + 2
+    n = n + 1
+  end
+  if n == 0 then return 2 end
+  return total
+end
+local before = measure()
+for i = 3, 2 + removed do sizes[ARGV[i]] = nil end
+for i = 3 + removed, #ARGV, 2 do sizes[ARGV[i]] = #ARGV[i + 1] end
+local after = measure()
+if after > max and after > before then return {-1} end
+for i = 3, 2 + removed do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 3 + removed, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return {1}`);
+
+/** Moves an older record's data into fields, if \`record\` is still ARGV[1]; fields set since win. */
+const SESSION_CONVERT = script(`
+if redis.call('HGET', KEYS[1], 'record') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'record', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`);
 
 const SESSION_TOUCH = script(`
@@ -399,7 +449,9 @@ return {#selectors, deleted}`,
  *
  * Key layout, chosen so that every script touches a single hash slot (Redis Cluster):
  * - `s:<id>`: one hash per session, in its own slot, expiring at `idleExpiresAt` (PEXPIREAT).
- *   Validation is one HGETALL of it (cacheable, see {@link RedisStoreOptions.cache}).
+ *   Validation is one HGETALL of it (cacheable, see {@link RedisStoreOptions.cache}). Fields:
+ *   `record` (the JSON record, `data` left empty), `userId`, `lastSeenAt`, `idleExpiresAt`, and
+ *   `d:<key>` (JSON) for each top-level key of `data`, so `updateData` is HSET/HDEL of fields.
  * - `{u:<sha256(userId)>}:live|age|evicting`: the per-user index, all in the user's slot. The cap
  *   is decided there atomically (so parallel logins never exceed it); a session key is in another
  *   slot, so the record is written BEFORE it is indexed and evicted records are deleted AFTER the
@@ -499,11 +551,12 @@ export class RedisStore implements LatchkeyStore {
         SESSION_WRITE,
         [this.sessionKey(record.id)],
         [
-          JSON.stringify(record),
+          recordJson(record),
           record.userId,
           String(record.lastSeenAt),
           idle,
           expireAtFor(record.idleExpiresAt),
+          ...dataFields(record.data),
         ],
       ),
       this.run(ZADD, [this.key('expiries')], [idle, record.id]),
@@ -546,6 +599,31 @@ export class RedisStore implements LatchkeyStore {
     await this.run(INDEX_TOUCH, this.userKeys(current.userId), [id, idle, expireAt]);
     await this.run(SESSION_TOUCH, [this.sessionKey(id)], [String(lastSeenAt), idle, expireAt]);
     await this.run(ZADD_RAISE, [this.key('expiries')], [idle, id]);
+  }
+
+  /** One script on the session's hash (one slot); HSET/HDEL invalidate cached copies. */
+  async updateData(id: string, change: DataChange): Promise<DataUpdate> {
+    const key = this.sessionKey(id);
+    const args = [
+      String(change.remove.length),
+      String(change.maxBytes),
+      ...change.remove.map((name) => `${DATA_FIELD}${name}`),
+      ...dataFields(change.set),
+    ];
+    for (let attempt = 0; ; attempt++) {
+      const [state, older] = (await this.run(SESSION_UPDATE_DATA, [key], args)) as [
+        number,
+        string?,
+      ];
+      if (state === 1) return 'updated';
+      if (state === 0) return 'missing';
+      if (state === -1) return 'too_large';
+      if (older === undefined || attempt === 3) {
+        throw new Error(`session ${id}: its record kept changing while its data was converted`);
+      }
+      const { data, ...rest } = JSON.parse(older) as SessionRecord;
+      await this.run(SESSION_CONVERT, [key], [older, recordJson(rest), ...dataFields(data ?? {})]);
+    }
   }
 
   async delete(id: string): Promise<boolean> {
@@ -881,15 +959,54 @@ function pairs(reply: unknown): Fields {
   return fields;
 }
 
+/** Prefix of the hash fields holding `data`, one per top-level key. */
+const DATA_FIELD = 'd:';
+
+/**
+ * The `record` field: the record with `data` left empty, and last, for two reasons: a process of
+ * an earlier version reads `{}` rather than nothing, and SESSION_UPDATE_DATA tells such a record
+ * from one written by an earlier version (data inside) by its ending.
+ */
+function recordJson(record: Omit<SessionRecord, 'data'>): string {
+  const { data: _data, ...rest } = record as SessionRecord;
+  return JSON.stringify({ ...rest, data: {} });
+}
+
+/** `data` as hash fields: `d:<key>`, JSON of the value, … */
+function dataFields(data: JsonObject): string[] {
+  const fields: string[] = [];
+  for (const [key, value] of Object.entries(data))
+    fields.push(`${DATA_FIELD}${key}`, JSON.stringify(value));
+  return fields;
+}
+
 /** A stored session, or null when absent or unreadable (a corrupt entry is "no session"). */
 function sessionFrom(reply: unknown): SessionRecord | null {
   if (!isFields(reply) || typeof reply.record !== 'string') return null;
   try {
     const record = JSON.parse(reply.record) as SessionRecord;
+    // Freshly parsed, so ours to fill; a record written by an earlier version has its data here.
+    const data: JsonObject = record.data ?? {};
+    for (const name in reply) {
+      if (!name.startsWith(DATA_FIELD)) continue;
+      const key = name.slice(DATA_FIELD.length);
+      const value = JSON.parse(reply[name] as string) as JsonValue;
+      if (key === '__proto__') {
+        Object.defineProperty(data, key, {
+          value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else {
+        data[key] = value;
+      }
+    }
     return {
       ...record,
       lastSeenAt: Number(reply.lastSeenAt),
       idleExpiresAt: Number(reply.idleExpiresAt),
+      data,
     };
   } catch {
     return null;

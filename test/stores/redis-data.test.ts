@@ -1,0 +1,86 @@
+import type { SessionRecord } from 'latchkey';
+import { RedisStore } from 'latchkey/stores/redis';
+import { createClient } from 'redis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { record } from '../contract/session-store-contract.js';
+import {
+  deletePrefix,
+  REDIS_URL,
+  randomPrefix,
+  redisUnavailable,
+} from '../helpers/redis-server.js';
+
+const BOUND = 8192;
+
+describe('RedisStore session data layout', () => {
+  let prefix = '';
+  let store: RedisStore;
+  let admin: ReturnType<typeof createClient>;
+
+  beforeEach(async (context) => {
+    const reason = await redisUnavailable(REDIS_URL);
+    if (reason) {
+      if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(reason);
+      console.warn(`skipping: ${reason}`);
+      context.skip();
+    }
+    prefix = randomPrefix();
+    store = await RedisStore.connect(REDIS_URL, { prefix });
+    admin = createClient({ url: REDIS_URL });
+    await admin.connect();
+  });
+
+  afterEach(async () => {
+    await store?.close();
+    admin?.destroy();
+    await deletePrefix(REDIS_URL, prefix);
+  });
+
+  it('keeps one hash field per data key, each value as the JSON it was given', async () => {
+    const created = record({ data: { list: [], n: 1e21 } });
+    await store.create(created);
+    await store.updateData(created.id, {
+      set: { obj: {}, f: 0.30000000000000004 },
+      remove: ['n'],
+      maxBytes: BOUND,
+    });
+    const fields = await admin.hGetAll(`${prefix}s:${created.id}`);
+    expect(Object.keys(fields).sort()).toEqual(
+      ['d:f', 'd:list', 'd:obj', 'idleExpiresAt', 'lastSeenAt', 'record', 'userId'].sort(),
+    );
+    expect(fields['d:list']).toBe('[]');
+    expect(fields['d:obj']).toBe('{}');
+    expect(fields['d:f']).toBe('0.30000000000000004');
+    expect(JSON.parse(fields.record as string).data).toEqual({});
+  });
+
+  it('reads and converts a record written before data had fields of its own', async () => {
+    const older: SessionRecord = record({ data: { a: [1, { b: [] }], gone: 'soon' } });
+    const key = `${prefix}s:${older.id}`;
+    await admin.hSet(key, {
+      record: JSON.stringify(older),
+      userId: older.userId,
+      lastSeenAt: String(older.lastSeenAt),
+      idleExpiresAt: String(older.idleExpiresAt),
+    });
+    await admin.pExpire(key, 60_000);
+    expect(await store.get(older.id)).toEqual(older);
+    expect(
+      await store.updateData(older.id, { set: { c: 3 }, remove: ['gone'], maxBytes: BOUND }),
+    ).toBe('updated');
+    expect(await store.get(older.id)).toEqual({ ...older, data: { a: [1, { b: [] }], c: 3 } });
+    const fields = await admin.hGetAll(key);
+    expect(fields['d:a']).toBe('[1,{"b":[]}]');
+    expect(fields['d:gone']).toBeUndefined();
+    expect(JSON.parse(fields.record as string).data).toEqual({});
+    expect(await admin.pTTL(key)).toBeGreaterThan(0);
+  });
+
+  it('create over an existing id leaves none of the old data fields behind', async () => {
+    const first = record({ data: { old: 1 } });
+    await store.create(first);
+    const again = { ...first, data: { fresh: 2 } };
+    await store.create(again);
+    expect((await store.get(first.id))?.data).toEqual({ fresh: 2 });
+  });
+});
