@@ -63,4 +63,33 @@ describe('SqliteStore', () => {
     expect(await store.listByUser('shared-user', Date.now())).toHaveLength(5);
     await store.close();
   });
+
+  it('several processes updating one session’s data on one file lose no key', async () => {
+    const file = join(dir, 'shared.db');
+    const shared = record({ data: { start: true } });
+    const setup = new SqliteStore(file);
+    await setup.create(shared);
+    await setup.close();
+    const child = `
+      import { SqliteStore } from ${JSON.stringify(new URL('../../dist/stores/sqlite.js', import.meta.url).href)};
+      const [file, id, worker] = process.argv.slice(1);
+      const store = new SqliteStore(file);
+      for (let i = 0; i < 50; i++) {
+        const answer = await store.updateData(id, { set: { [worker + '-' + i]: [i, { worker }] },
+          remove: i === 0 ? ['start'] : [], maxBytes: 65536 });
+        if (answer !== 'updated') throw new Error(answer);
+      }
+      await store.close();`;
+    await Promise.all(
+      Array.from({ length: 4 }, (_, w) =>
+        run(process.execPath, ['--input-type=module', '-e', child, file, shared.id, `w${w}`]),
+      ),
+    );
+    const store = new SqliteStore(file);
+    const data = (await store.get(shared.id))?.data ?? {};
+    expect(Object.keys(data)).toHaveLength(200);
+    expect(data['w3-49']).toEqual([49, { worker: 'w3' }]);
+    expect(await store.get(shared.id)).toEqual({ ...shared, data });
+    await store.close();
+  });
 });
