@@ -216,9 +216,13 @@ interface Waiter {
   done(): void;
 }
 
-/** The number of caches listening on the schema's channel, as a column named `listeners`. */
+/**
+ * The number of caches listening on the schema's channel, as a column named `listeners`. NOTIFY
+ * stays inside one database, so caches of the same schema name in other databases never answer
+ * and must not be waited for.
+ */
 const LISTENERS = (parameter: string): string =>
-  `(SELECT count(*)::int FROM pg_stat_activity WHERE application_name = ${parameter}) AS listeners`;
+  `(SELECT count(*)::int FROM pg_stat_activity WHERE application_name = ${parameter} AND datname = current_database()) AS listeners`;
 
 /** How many caches a statement that NOTIFYs per row reached (0 when it sent nothing). */
 function notifiedBy(result: pg.QueryResult): number {
