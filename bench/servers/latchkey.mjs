@@ -10,12 +10,20 @@ export const SESSION_METHODS = [
   'create',
   'get',
   'touch',
+  'updateData',
   'delete',
   'listByUser',
   'deleteByUser',
   'deleteExpired',
 ];
-export const WRITE_METHODS = ['create', 'touch', 'delete', 'deleteByUser', 'deleteExpired'];
+export const WRITE_METHODS = [
+  'create',
+  'touch',
+  'updateData',
+  'delete',
+  'deleteByUser',
+  'deleteExpired',
+];
 
 /** @param {{ store: Parameters<typeof createStore>[0] }} options */
 export async function start(options) {

@@ -95,6 +95,12 @@ export class Sessions {
   protected readonly now: () => number;
   private readonly cap: SessionCap | undefined;
   private readonly listener: ((event: SessionEvent) => void) | undefined;
+  /**
+   * Refreshes this engine wrote (or is writing), by session id: the `lastSeenAt` it wrote. Many
+   * requests of one session arrive together; all of them read the record before the first refresh
+   * lands, and without this each would write. Bounded (see {@link rememberRefresh}).
+   */
+  private readonly refreshed = new Map<string, number>();
 
   constructor(options: SessionOptions) {
     if (!options || typeof options.store?.get !== 'function') {
@@ -182,15 +188,34 @@ export class Sessions {
       return EXPIRED;
     }
     if (now - found.lastSeenAt < this.touchInterval) return { session: found, reason: null };
+    // Refreshed by this engine within the interval (the store answered before that write landed,
+    // or from a cache): answer with the refreshed times, write nothing.
+    const written = this.refreshed.get(id);
+    if (written !== undefined && now - written < this.touchInterval && written > found.lastSeenAt) {
+      return { session: refreshedAt(found, written, this.idleTimeout), reason: null };
+    }
 
-    const session: SessionRecord = {
-      ...found,
-      lastSeenAt: now,
-      idleExpiresAt: Math.min(now + this.idleTimeout, found.absoluteExpiresAt),
-    };
-    await this.call(() => this.store.touch(id, session.lastSeenAt, session.idleExpiresAt));
+    const session = refreshedAt(found, now, this.idleTimeout);
+    this.rememberRefresh(id, now);
+    try {
+      await this.call(() => this.store.touch(id, session.lastSeenAt, session.idleExpiresAt));
+    } catch (error) {
+      this.refreshed.delete(id);
+      throw error;
+    }
     this.emit({ type: 'refreshed', session });
     return { session, reason: null };
+  }
+
+  /** Records a refresh; entries older than the touch interval go when the map grows large. */
+  private rememberRefresh(id: string, at: number): void {
+    if (this.refreshed.size >= MAX_REMEMBERED_REFRESHES) {
+      for (const [key, time] of this.refreshed) {
+        if (at - time >= this.touchInterval) this.refreshed.delete(key);
+      }
+      if (this.refreshed.size >= MAX_REMEMBERED_REFRESHES) this.refreshed.clear();
+    }
+    this.refreshed.set(id, at);
   }
 
   /** Ends the session a token belongs to. Gives the ended session, or null if there was none. */
@@ -301,6 +326,18 @@ export class Sessions {
       process.emitWarning(`latchkey onEvent listener threw: ${String(error)}`);
     }
   }
+}
+
+/** Refreshes remembered for de-duplication; past this the stale ones are dropped (or all). */
+const MAX_REMEMBERED_REFRESHES = 10_000;
+
+/** `record` as a refresh at `now` leaves it: the sliding deadline never passes the absolute one. */
+function refreshedAt(record: SessionRecord, now: number, idleTimeout: number): SessionRecord {
+  return {
+    ...record,
+    lastSeenAt: now,
+    idleExpiresAt: Math.min(now + idleTimeout, record.absoluteExpiresAt),
+  };
 }
 
 /** Answers without a session are the same every time: shared, frozen, never allocated per request. */
