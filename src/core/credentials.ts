@@ -181,6 +181,11 @@ export class Semaphore {
   }
 }
 
-/** One hash per core, leaving at least one thread-pool thread (default 4) for other I/O. */
+/**
+ * Hashes at once: one core always stays with the event loop (a login storm must not stall
+ * validated requests), and one thread-pool thread (default 4) stays free for other I/O.
+ */
 const threadPoolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4;
-const hashing = new Semaphore(Math.max(1, Math.min(availableParallelism(), threadPoolSize - 1)));
+const hashing = new Semaphore(
+  Math.max(1, Math.min(availableParallelism() - 1, threadPoolSize - 1)),
+);
