@@ -6,8 +6,7 @@ import {
   requestInfoOf,
   toResponse,
 } from '../core/latchkey.js';
-import type { JsonObject, SessionRecord, SessionStore } from '../core/store.js';
-import { isWellFormedToken, sessionIdOf } from '../core/token.js';
+import type { JsonObject, SessionRecord } from '../core/store.js';
 
 declare global {
   /**
