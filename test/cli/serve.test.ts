@@ -1,6 +1,6 @@
 import { request } from 'node:http';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { addUser, runCli, type ServeProcess, startServe, tempDir } from '../helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser, runCli, type ServeProcess, tempDir, useServe } from '../helpers/cli.js';
 
 const PASSWORD = 'correct horse battery';
 const NAVIGATE = { accept: 'text/html', 'sec-fetch-mode': 'navigate' };
@@ -9,16 +9,10 @@ const temp = tempDir();
 beforeAll(() => addUser(temp.db, 'ada', PASSWORD));
 afterAll(() => temp.remove());
 
-let servers: ServeProcess[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-  servers = [];
-});
+const startServe = useServe();
 
 async function serve(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<ServeProcess> {
-  const server = await startServe(args, { env });
-  servers.push(server);
-  return server;
+  return startServe(args, { env });
 }
 
 /** The `name=value` part of the first Set-Cookie. */

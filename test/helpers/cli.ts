@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 /** The built CLI (test/global-setup.ts builds dist/ before any test runs). */
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -108,4 +109,21 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !name.startsWith('LATCHKEY_')),
   );
+}
+
+/**
+ * For a test file: `startServe` whose servers all stop after each test, so a failing test never
+ * leaves a process behind.
+ */
+export function useServe(): typeof startServe {
+  let running: ServeProcess[] = [];
+  afterEach(async () => {
+    await Promise.all(running.map((server) => server.stop()));
+    running = [];
+  });
+  return async (args, options) => {
+    const server = await startServe(args, options);
+    running.push(server);
+    return server;
+  };
 }

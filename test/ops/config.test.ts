@@ -1,18 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { addUser, runCli, type ServeProcess, startServe, tempDir } from '../helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser, runCli, tempDir, useServe } from '../helpers/cli.js';
 import { apiLogin, cookieOf, PASSWORD } from './support.js';
 
 const temp = tempDir();
 beforeAll(() => addUser(temp.db, 'ada', PASSWORD));
 afterAll(() => temp.remove());
 
-let servers: ServeProcess[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-  servers = [];
-});
+const startServe = useServe();
 
 let files = 0;
 function configFile(settings: unknown): string {
@@ -29,7 +25,6 @@ describe('configuration: flags > LATCHKEY_* > --config file > defaults, one sche
       idleTimeout: '5m',
     });
     const server = await startServe(['--db', temp.db, '--config', file]);
-    servers.push(server);
     expect(cookieOf(await apiLogin(server.url, 'ada'))).toMatch(/^__Host-fromfile=/);
     expect((await fetch(`${server.url}/signup`)).status).toBe(200);
 

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { addUser, type ServeProcess, startServe, tempDir } from '../helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser, type ServeProcess, tempDir, useServe } from '../helpers/cli.js';
 import {
   apiLogin,
   cookieOf,
@@ -16,16 +16,10 @@ const temp = tempDir();
 beforeAll(() => addUser(temp.db, 'ada', PASSWORD));
 afterAll(() => temp.remove());
 
-let servers: ServeProcess[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-  servers = [];
-});
+const startServe = useServe();
 
 async function serve(args: readonly string[]): Promise<ServeProcess> {
-  const server = await startServe(['--db', temp.db, ...args]);
-  servers.push(server);
-  return server;
+  return startServe(['--db', temp.db, ...args]);
 }
 
 describe('the server log', () => {

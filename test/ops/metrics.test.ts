@@ -1,21 +1,15 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { addUser, type ServeProcess, startServe, tempDir } from '../helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser, type ServeProcess, tempDir, useServe } from '../helpers/cli.js';
 import { apiLogin, cookieOf, jsonLines, PASSWORD, sample, waitFor } from './support.js';
 
 const temp = tempDir();
 beforeAll(() => addUser(temp.db, 'ada', PASSWORD));
 afterAll(() => temp.remove());
 
-let servers: ServeProcess[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-  servers = [];
-});
+const startServe = useServe();
 
 async function serve(args: readonly string[]): Promise<ServeProcess> {
-  const server = await startServe(['--db', temp.db, ...args]);
-  servers.push(server);
-  return server;
+  return startServe(['--db', temp.db, ...args]);
 }
 
 async function scrape(url: string): Promise<string> {

@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jittered } from '../../src/server/sweep.js';
 import { PostgresStore } from '../../src/stores/postgres.js';
-import { addUser, type ServeProcess, startServe, tempDir } from '../helpers/cli.js';
+import { addUser, tempDir, useServe } from '../helpers/cli.js';
 import {
   dropSchema,
   POSTGRES_URL,
@@ -15,11 +15,7 @@ const temp = tempDir();
 beforeAll(() => addUser(temp.db, 'ada', PASSWORD));
 afterAll(() => temp.remove());
 
-let servers: ServeProcess[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-  servers = [];
-});
+const startServe = useServe();
 
 function count(table: string, where = '1 = 1'): number {
   const db = new Database(temp.db, { readonly: true });
@@ -54,7 +50,6 @@ describe('serve sweeps expired rows', () => {
       'debug',
       '--metrics',
     ]);
-    servers.push(server);
     for (let i = 0; i < 3; i++) cookieOf(await apiLogin(server.url, 'ada'));
     expect(count('latchkey_sessions')).toBe(3);
 
@@ -82,7 +77,6 @@ describe('serve sweeps expired rows', () => {
       '--idle-timeout',
       '1s',
     ]);
-    servers.push(server);
     cookieOf(await apiLogin(server.url, 'ada'));
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(count('latchkey_sessions')).toBe(1);
