@@ -77,3 +77,66 @@ describe('Redis validation cache', () => {
     expect(b.cache?.size()).toBeLessThanOrEqual(100);
   });
 });
+
+describe('Redis validation cache: decoded sessions', () => {
+  it('a hit gives a fresh copy each time, and data changes on another process are seen at once', async () => {
+    const [a, b] = stores as [RedisStore, RedisStore];
+    const onA = new Latchkey({ store: a });
+    const { session } = await onA.create('ada', {
+      user: { name: 'Ada' },
+      data: { cart: [1] },
+    });
+    await a.get(session.id);
+    const first = await a.get(session.id);
+    const hits = a.cache?.stats().hitCount ?? 0;
+    if (!first) throw new Error('no session');
+    (first.data as { cart: number[] }).cart.push(2);
+    (first.user as { name: string }).name = 'changed';
+    const second = await a.get(session.id);
+    expect(a.cache?.stats().hitCount).toBe(hits + 1);
+    expect(second?.data).toEqual({ cart: [1] });
+    expect(second?.user).toEqual({ name: 'Ada' });
+    for (let i = 0; i < 20; i++) {
+      expect(await b.updateData(session.id, { set: { n: i }, remove: [], maxBytes: 8192 })).toBe(
+        'updated',
+      );
+      // Another connection's invalidation can land a few ms after this one's reply (see the report
+      // on the setImmediate rule): the same race exists without the decoded sessions.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect((await a.get(session.id))?.data).toEqual({ cart: [1], n: i });
+    }
+  });
+
+  it('a read answered after an invalidation of its key is not kept', async () => {
+    const [a, b] = stores as [RedisStore, RedisStore];
+    const onB = new Latchkey({ store: b });
+    for (let i = 0; i < 20; i++) {
+      const { token, session } = await onB.create('ada', { data: { n: 0 } });
+      // The read is in flight while B writes: its reply may come before or after the invalidation.
+      const read = a.get(session.id);
+      const write = b.updateData(session.id, { set: { n: 1 }, remove: [], maxBytes: 8192 });
+      await Promise.all([read, write]);
+      expect((await a.get(session.id))?.data).toEqual({ n: 1 });
+      await onB.logout(token);
+      expect(await a.get(session.id)).toBeNull();
+    }
+  });
+
+  it('is emptied and bypassed while the cache is off', async () => {
+    const a = stores[0] as RedisStore;
+    const onA = new Latchkey({ store: a });
+    const { session } = await onA.create('ada');
+    await a.get(session.id);
+    expect(await a.get(session.id)).not.toBeNull();
+    a.cache?.disable();
+    expect(a.cache?.decodedSession(`${prefix}s:${session.id}`)).toBeUndefined();
+    a.cache?.enable();
+    expect(a.cache?.decodedSession(`${prefix}s:${session.id}`)).toBeUndefined();
+    await a.get(session.id);
+    expect(a.cache?.decodedSession(`${prefix}s:${session.id}`)?.id).toBe(session.id);
+    a.cache?.onClose();
+    expect(a.cache?.decodedSession(`${prefix}s:${session.id}`)).toBeUndefined();
+    expect(a.cache?.active).toBe(false);
+    a.cache?.enable();
+  });
+});
