@@ -348,12 +348,6 @@ export function createApp(
     return jsonReply(403, { error: 'reauthentication_required' });
   }
 
-  /** Ends one of the caller's sessions; ending the current one is a logout. */
-  async function revokeOwn(target: SessionRecord, current: SessionRecord): Promise<boolean> {
-    await latchkey.revoke(target.id);
-    return target.id === current.id;
-  }
-
   /** Every state-changing route, by path and method. */
   const actions: Record<string, Record<string, Route>> = {
     '/login': {
@@ -419,7 +413,7 @@ export function createApp(
         }
         const confirmed = await confirmForm(ctx, signedin, fields, { id: target.id });
         if (!('ok' in confirmed)) return confirmed;
-        await revokeOwn(target, confirmed.session);
+        await latchkey.revoke(target.id);
         return redirect('/sessions', { setCookie: confirmed.setCookie });
       }),
     },
@@ -593,7 +587,7 @@ export function createApp(
       }
       const confirmed = await confirmJson(ctx, signedin, body);
       if (!('ok' in confirmed)) return confirmed;
-      await revokeOwn(target, confirmed.session);
+      await latchkey.revoke(target.id);
       return { status: 204, setCookie: confirmed.setCookie };
     });
   }
