@@ -408,8 +408,9 @@ export function createApp(
           return htmlReply(404, page);
         }
         if (target.id === signedin.session.id) {
-          await latchkey.revoke(target.id);
-          return redirect('/login', signedOut());
+          // Revoking this device is logging out: its remember-me token goes too.
+          const { setCookie } = await latchkey.endSession(ctx.cookie);
+          return redirect('/login', { setCookie, headers: CLEAR_SITE_DATA });
         }
         const confirmed = await confirmForm(ctx, signedin, fields, { id: target.id });
         if (!('ok' in confirmed)) return confirmed;
@@ -582,8 +583,8 @@ export function createApp(
       const target = await ownSession(signedin.session, id);
       if (!target) return jsonReply(404, { error: 'not_found' });
       if (target.id === signedin.session.id) {
-        await latchkey.revoke(target.id);
-        return { status: 204, ...signedOut() };
+        const { setCookie } = await latchkey.endSession(ctx.cookie);
+        return { status: 204, setCookie, headers: CLEAR_SITE_DATA };
       }
       const confirmed = await confirmJson(ctx, signedin, body);
       if (!('ok' in confirmed)) return confirmed;
