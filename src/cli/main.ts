@@ -66,6 +66,9 @@ interface CommandInput {
   readonly values: Record<string, string | boolean | undefined>;
 }
 
+/** A session id (SHA-256, base64url) that starts with "-", so parseArgs would read it as flags. */
+const SESSION_ID_LIKE = /^-[A-Za-z0-9_-]{42}$/;
+
 const PASSWORD_OPTIONS = { 'password-stdin': { type: 'boolean' } } as const;
 const PASSWORD_HELP = `  --password-stdin   read the password from standard input (otherwise prompt without echo)`;
 
@@ -257,8 +260,10 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
   let values: CommandInput['values'];
   let args: string[];
   try {
+    // A session id is base64url and may begin with "-": one of that shape is never an option.
+    const ids = argv.filter((arg) => SESSION_ID_LIKE.test(arg));
     ({ values, positionals: args } = parseArgs({
-      args: [...argv],
+      args: argv.filter((arg) => !SESSION_ID_LIKE.test(arg)),
       allowPositionals: true,
       options: {
         db: { type: 'string' },
@@ -271,6 +276,7 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
       print(command.usage);
       return 0;
     }
+    args = [...ids, ...args];
     if (args.length !== command.args.length) {
       const expected = command.args.map((arg) => `<${arg}>`).join(' ') || 'no arguments';
       throw new UsageError(

@@ -169,6 +169,20 @@ describe('latchkey user', () => {
 });
 
 describe('latchkey sessions and sweep', () => {
+  it('takes a session id that begins with "-" as the id, not as options', async () => {
+    const id = await withLatchkey(async (auth) => {
+      for (;;) {
+        const { session } = await auth.create('dash-user');
+        if (session.id.startsWith('-')) return session.id;
+      }
+    });
+    const revoked = await runCli(['sessions', 'revoke', id, ...db]);
+    expect(revoked).toMatchObject({ code: 0, stdout: 'revoked 1 session\n' });
+    expect(await withLatchkey((auth) => auth.listSessions('dash-user'))).not.toContainEqual(
+      expect.objectContaining({ id }),
+    );
+  });
+
   it('list, revoke and revoke-user act on the shared file', async () => {
     await addUser(temp.db, 'sess', PASSWORD);
     const [a, b] = await withLatchkey(async (auth) => [
