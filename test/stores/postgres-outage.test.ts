@@ -3,6 +3,7 @@ import { Latchkey, StoreUnavailableError } from 'latchkey';
 import { PostgresStore } from 'latchkey/stores/postgres';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { requestWith, untilAnswering } from '../helpers/outage.js';
 import {
   admin,
   dropSchema,
@@ -28,27 +29,6 @@ afterEach(async () => {
   relay = null;
   if (schema) await dropSchema(schema);
 });
-
-function requestWith(token: string): Request {
-  return new Request('http://localhost/api/me', {
-    headers: { cookie: `__Host-session=${token}`, accept: 'application/json' },
-  });
-}
-
-/** Validates until the store answers again (it reconnects by itself); gives the time it took. */
-async function untilAnswering(auth: Latchkey, token: string): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await auth.validate(token);
-      return Date.now() - started;
-    } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error;
-      if (Date.now() - started > 15_000) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-}
 
 /** Waits until `count` statements of `applicationName` wait on a lock (so they are in flight). */
 async function untilWaitingOnLock(applicationName: string, count: number): Promise<void> {

@@ -1,6 +1,7 @@
 import { Latchkey, StoreUnavailableError } from 'latchkey';
 import { RedisStore } from 'latchkey/stores/redis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { requestWith, untilAnswering } from '../helpers/outage.js';
 import { PrivateRedis, randomPrefix, redisServerUnavailable } from '../helpers/redis-server.js';
 
 let server: PrivateRedis | null = null;
@@ -18,27 +19,6 @@ afterEach(async () => {
   await server?.destroy();
   server = null;
 });
-
-function requestWith(token: string): Request {
-  return new Request('http://localhost/api/me', {
-    headers: { cookie: `__Host-session=${token}`, accept: 'application/json' },
-  });
-}
-
-/** Validates until the store answers again (it reconnects by itself); gives the time it took. */
-async function untilAnswering(auth: Latchkey, token: string): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      await auth.validate(token);
-      return Date.now() - started;
-    } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error;
-      if (Date.now() - started > 15_000) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
 
 describe('Redis outage', () => {
   for (const cache of [false, true]) {
