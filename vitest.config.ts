@@ -16,15 +16,22 @@ export default defineConfig({
         find: /^latchkey\/(express|fastify|hono|fetch)$/,
         replacement: src('http/$1.ts'),
       },
-      { find: /^latchkey\/stores\/sqlite$/, replacement: src('stores/sqlite.ts') },
-      { find: /^latchkey\/stores\/redis$/, replacement: src('stores/redis.ts') },
-      { find: /^latchkey\/stores\/postgres$/, replacement: src('stores/postgres.ts') },
+      { find: /^latchkey\/stores\/([a-z]+)$/, replacement: src('stores/$1/index.ts') },
+      { find: /^latchkey\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^latchkey\/audit$/, replacement: src('audit.ts') },
     ],
   },
   test: {
     globalSetup: ['test/global-setup.ts'],
     projects: [
-      { extends: true, test: { name: 'suite', include: ['test/**/*.test.ts'], exclude: [ALONE] } },
+      {
+        extends: true,
+        test: {
+          name: 'suite',
+          include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
+          exclude: [ALONE],
+        },
+      },
       // Timing is compared, so it runs after everything else, with the machine to itself.
       { extends: true, test: { name: 'alone', include: [ALONE], sequence: { groupOrder: 1 } } },
     ],

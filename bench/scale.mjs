@@ -47,13 +47,13 @@ export async function measureScale(sizes, services) {
   await attempt(
     'postgres',
     services.postgresReason ??
-      (built('stores/postgres.js') ? null : 'dist/stores/postgres.js not built yet'),
+      (built('stores/postgres/index.js') ? null : 'dist/stores/postgres/index.js not built yet'),
     () => runScript('scale/validation.mjs', ['postgres', String(n)], { execArgv: bigHeap }),
   );
   await attempt(
     'redis',
     services.redis.reason ??
-      (built('stores/redis.js') ? null : 'dist/stores/redis.js not built yet'),
+      (built('stores/redis/index.js') ? null : 'dist/stores/redis/index.js not built yet'),
     () => runScript('scale/redis-memory.mjs', [String(n)], { env, execArgv: bigHeap }),
   );
   return { results, text: scaleText(results) };

@@ -45,19 +45,19 @@ export async function createStore(kind, options = {}) {
       return new MemoryStore({ maxSessions: options.maxSessions });
     }
     case 'sqlite': {
-      const SqliteStore = await importBuilt('stores/sqlite.js', 'SqliteStore');
+      const SqliteStore = await importBuilt('stores/sqlite/index.js', 'SqliteStore');
       return new SqliteStore(tempSqlitePath());
     }
     case 'redis':
     case 'redis-cache': {
-      const RedisStore = await importBuilt('stores/redis.js', 'RedisStore');
+      const RedisStore = await importBuilt('stores/redis/index.js', 'RedisStore');
       // A private prefix per process so bench keys never meet the tests' keys.
       const storeOptions = { prefix: `bench:${process.pid}:`, cache: kind === 'redis-cache' };
       return openStore(RedisStore, REDIS_URL, storeOptions);
     }
     case 'postgres':
     case 'postgres-cache': {
-      const PostgresStore = await importBuilt('stores/postgres.js', 'PostgresStore');
+      const PostgresStore = await importBuilt('stores/postgres/index.js', 'PostgresStore');
       const storeOptions = { schema: 'latchkey_bench', cache: kind === 'postgres-cache' };
       return openStore(PostgresStore, POSTGRES_URL, storeOptions);
     }

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import type { SessionEvent } from './core/sessions.js';
+import type { SessionEvent } from './core/events.js';
 
 /**
  * An `onEvent` listener that writes every session and login event as one JSON line (pino).

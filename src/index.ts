@@ -1,4 +1,22 @@
-export { auditLog } from './audit.js';
+export {
+  type AttemptRule,
+  CAPABILITIES,
+  type Capability,
+  type DataChange,
+  type DataUpdate,
+  type ExclusiveSweep,
+  type ExpirySweep,
+  hasCapability,
+  type LatchkeyStore,
+  type MigrationReport,
+  type Migrations,
+  type RememberStore,
+  type SessionDataPatch,
+  type SessionIndex,
+  type ThrottleDecision,
+  type ThrottleStore,
+  type UserStore,
+} from './core/capabilities.js';
 export { type CookieRead, HostCookie } from './core/cookies.js';
 export {
   ARGON2_PARAMS,
@@ -11,9 +29,12 @@ export {
   usernameKey,
 } from './core/credentials.js';
 export { CsrfTokens, isSameOrigin, type OriginHeaders } from './core/csrf.js';
+export { mergeData } from './core/data.js';
 export { type Duration, parseDuration } from './core/duration.js';
 export {
   ConfigError,
+  DataTooLargeError,
+  InvalidInputError,
   LatchkeyError,
   SessionLimitError,
   StoreUnavailableError,
@@ -21,21 +42,15 @@ export {
 export {
   type Authentication,
   type Credentials,
-  type Denial,
   Latchkey,
   type LatchkeyOptions,
   type LoginContext,
   type LoginResult,
-  RETRY_AFTER_SECONDS,
   type Reauthentication,
   type RememberOptions,
-  type RequestInfo,
-  requestInfoOf,
   type SignupResult,
   type StartedSession,
-  safeNextPath,
   type Throttled,
-  toResponse,
   type UserInfo,
   type VerifyCredentials,
 } from './core/latchkey.js';
@@ -48,20 +63,20 @@ export {
   type Validation,
 } from './core/sessions.js';
 export type {
-  CreateResult,
   JsonObject,
   JsonValue,
-  LatchkeyStore,
   RememberRecord,
-  RememberStore,
-  SessionCap,
   SessionRecord,
   SessionStore,
-  ThrottleDecision,
-  ThrottleRule,
-  ThrottleStore,
   UserRecord,
-  UserStore,
 } from './core/store.js';
-export type { LoginThrottleOptions } from './core/throttle.js';
-export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
+export type { LoginThrottleOptions, ThrottleRule } from './core/throttle.js';
+export {
+  type Denial,
+  RETRY_AFTER_SECONDS,
+  type RequestInfo,
+  requestInfoOf,
+  safeNextPath,
+  toResponse,
+} from './http/shared.js';
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory/index.js';

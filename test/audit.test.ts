@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { Latchkey, MemoryStore } from 'latchkey';
+import { auditLog } from 'latchkey/audit';
 import { expect, it } from 'vitest';
-import { auditLog } from '../src/audit.js';
 
 it('writes one JSON line per event with public ids only, never the token', async () => {
   const lines: string[] = [];

@@ -1,6 +1,23 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { HostCookie } from './cookies.js';
-import type { RememberRecord, RememberStore } from './store.js';
+import { type RememberStore, requireCapability } from './capabilities.js';
+import { HostCookie } from './cookies.js';
+import { type Duration, parseDuration } from './duration.js';
+import { ConfigError } from './errors.js';
+import type { RememberRecord } from './store.js';
+
+export interface RememberOptions {
+  /** Needs the "remember" capability; must be durable (a cache that evicts forgets logins). */
+  store: RememberStore;
+  /** Default `"__Host-remember"`. */
+  cookieName?: string;
+  /** Life of a token chain from its password login; rotation never extends it. Default and most `"30d"`. */
+  maxAge?: Duration;
+}
+
+/** NIST SP 800-63B 7.2 (AAL1 reauthentication): remember-me lasts at most 30 days. */
+const MAX_LIFETIME_MS = 30 * 24 * 3_600_000;
+/** A rotated token still yields its successor this long: parallel tabs stay in. */
+const GRACE_MS = 10_000;
 
 /** `selector.validator`: 16 + 32 random bytes, base64url. */
 const REMEMBER_VALUE = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
@@ -95,10 +112,28 @@ export class RememberTokens {
     if (match?.[1]) await this.store.deleteRemember(match[1]);
   }
 
+  /** Deletes every token of a user (password change, "log out everywhere"). */
+  async forgetAll(userId: string): Promise<void> {
+    await this.store.deleteRememberByUser(userId);
+  }
+
   private serialize(record: RememberRecord, validator: string): string {
     const maxAge = Math.max(0, Math.floor((record.expiresAt - this.options.now()) / 1000));
     return this.cookie.serialize(`${record.selector}.${validator}`, maxAge);
   }
+}
+
+/** The remember-me tokens `options` ask for, or null when remember-me is off; {@link ConfigError} for bad options. */
+export function rememberTokensOf(
+  options: RememberOptions | undefined,
+  now: () => number,
+): RememberTokens | null {
+  if (!options) return null;
+  const store = requireCapability(options.store, 'remember', 'remember.store');
+  const lifetimeMs = parseDuration(options.maxAge ?? '30d', 'remember.maxAge');
+  if (lifetimeMs > MAX_LIFETIME_MS) throw new ConfigError('remember.maxAge: at most 30d');
+  const cookie = new HostCookie(options.cookieName ?? '__Host-remember');
+  return new RememberTokens(store, cookie, { lifetimeMs, graceMs: GRACE_MS, now });
 }
 
 function hash(validator: string): string {

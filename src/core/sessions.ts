@@ -1,44 +1,37 @@
+import {
+  type ExpirySweep,
+  hasCapability,
+  requireCapability,
+  type SessionDataPatch,
+  type SessionIndex,
+} from './capabilities.js';
 import { type Duration, parseDuration } from './duration.js';
-import { ConfigError, SessionLimitError, StoreUnavailableError } from './errors.js';
-import type { JsonObject, JsonValue, SessionCap, SessionRecord, SessionStore } from './store.js';
+import {
+  ConfigError,
+  callStore,
+  DataTooLargeError,
+  InvalidInputError,
+  unavailable,
+} from './errors.js';
+import { type EventListener, eventSink, type SessionEvent } from './events.js';
+import {
+  createCapped,
+  type SessionCap,
+  type SessionLimitPolicy,
+  sessionCapOf,
+} from './session-cap.js';
+import { checkPatch, checkSnapshot, MAX_SNAPSHOT_BYTES } from './snapshots.js';
+import type { JsonObject, SessionRecord, SessionStore } from './store.js';
 import { generateToken, isWellFormedToken, sessionIdOf } from './token.js';
 
-/** Everything the engine reports; records never contain a token, so events are safe to log. */
-export type SessionEvent =
-  | { readonly type: 'created'; readonly session: SessionRecord }
-  | { readonly type: 'refreshed'; readonly session: SessionRecord }
-  | { readonly type: 'expired'; readonly session: SessionRecord }
-  | { readonly type: 'logout'; readonly session: SessionRecord }
-  | { readonly type: 'rotated'; readonly session: SessionRecord; readonly previousId: string }
-  | { readonly type: 'evicted'; readonly sessionId: string; readonly userId: string }
-  | {
-      readonly type: 'revoked';
-      readonly userId: string;
-      /** The one session revoked, or null when all of a user's sessions were. */
-      readonly sessionId: string | null;
-      readonly count: number;
-    }
-  | {
-      readonly type: 'login_succeeded';
-      readonly session: SessionRecord;
-      readonly via: 'password' | 'remember';
-    }
-  | {
-      readonly type: 'login_failed';
-      /** The account tried, when it exists (an unknown name is not logged: it may be a password). */
-      readonly userId: string | null;
-      readonly ip: string | null;
-    }
-  | {
-      readonly type: 'login_throttled';
-      readonly userId: string | null;
-      readonly ip: string | null;
-      readonly retryAfterSeconds: number;
-    }
-  /** A rotated remember-me token was replayed: every session and token of the user was revoked. */
-  | { readonly type: 'theft_detected'; readonly userId: string };
+export type { SessionEvent } from './events.js';
 
 export interface SessionOptions {
+  /**
+   * Where sessions live. The required port is enough for the seed flow; `maxSessionsPerUser`,
+   * `listSessions` and `revokeAllForUser` need its "session index" capability, `setData` its
+   * "data patch", `deleteExpired` its "expiry sweep".
+   */
   store: SessionStore;
   /** Inactivity after which a session dies. Default `"30m"`. */
   idleTimeout?: Duration;
@@ -49,14 +42,14 @@ export interface SessionOptions {
    * idle timeout so that a user active at least every `idleTimeout / 2` never expires idle.
    */
   touchInterval?: Duration;
-  /** Live sessions one user may hold. Default: no limit. */
+  /** Live sessions one user may hold. Default: no limit. Needs the "session index" capability. */
   maxSessionsPerUser?: number;
   /** What creating one more session does at the limit. Default `"evict-oldest"`. */
-  onSessionLimit?: SessionCap['policy'];
+  onSessionLimit?: SessionLimitPolicy;
   /** Milliseconds since the epoch. Inject a fake clock in tests. */
   clock?: () => number;
   /** Called synchronously for every {@link SessionEvent}; a throwing listener never breaks a request. */
-  onEvent?: (event: SessionEvent) => void;
+  onEvent?: EventListener;
 }
 
 export interface NewSession {
@@ -80,21 +73,29 @@ export type Validation =
   | { readonly session: null; readonly reason: 'malformed' | 'not_found' | 'expired' };
 
 const MAX_USER_ID = 1024;
-const MAX_SNAPSHOT_BYTES = 8192;
 const MAX_USER_AGENT = 512;
 const MAX_IP = 64;
+/** Refreshes remembered for de-duplication; past this the stale ones are dropped (or all). */
+const MAX_REMEMBERED_REFRESHES = 10_000;
 
-/** The session engine: creates, validates, refreshes and revokes server-side sessions. */
+/**
+ * The session engine: creates, validates, refreshes, rotates and revokes server-side sessions.
+ * It knows tokens but not cookies, and checks the store's capabilities once, when it is built.
+ */
 export class Sessions {
   readonly idleTimeout: number;
   readonly absoluteTimeout: number;
   /** The interval actually used between refresh writes (see {@link SessionOptions.touchInterval}). */
   readonly touchInterval: number;
   readonly maxSessionsPerUser: number | null;
-  protected readonly store: SessionStore;
-  protected readonly now: () => number;
-  private readonly cap: SessionCap | undefined;
-  private readonly listener: ((event: SessionEvent) => void) | undefined;
+  private readonly store: SessionStore;
+  private readonly now: () => number;
+  private readonly emit: EventListener;
+  private readonly cap: SessionCap | null;
+  /** The store's optional capabilities, or null when it lacks them (their methods then throw). */
+  private readonly index: SessionIndex | null;
+  private readonly patch: SessionDataPatch | null;
+  private readonly sweep: ExpirySweep | null;
   /**
    * Refreshes this engine wrote (or is writing), by session id: the `lastSeenAt` it wrote. Many
    * requests of one session arrive together; all of them read the record before the first refresh
@@ -106,7 +107,8 @@ export class Sessions {
     if (!options || typeof options.store?.get !== 'function') {
       throw new ConfigError('store: a SessionStore is required');
     }
-    this.store = options.store;
+    const store = options.store;
+    this.store = store;
     this.idleTimeout = parseDuration(options.idleTimeout ?? '30m', 'idleTimeout');
     this.absoluteTimeout = parseDuration(options.absoluteTimeout ?? '12h', 'absoluteTimeout');
     const touchInterval = parseDuration(options.touchInterval ?? '1m', 'touchInterval');
@@ -118,26 +120,23 @@ export class Sessions {
     }
     this.touchInterval = Math.min(touchInterval, Math.floor(this.idleTimeout / 2));
 
-    const max = options.maxSessionsPerUser;
-    if (max !== undefined && !(Number.isInteger(max) && max >= 1)) {
-      throw new ConfigError(`maxSessionsPerUser: must be a whole number >= 1, got ${String(max)}`);
-    }
-    const policy = options.onSessionLimit ?? 'evict-oldest';
-    if (policy !== 'evict-oldest' && policy !== 'reject') {
-      throw new ConfigError(
-        `onSessionLimit: must be "evict-oldest" or "reject", got ${String(policy)}`,
-      );
-    }
-    this.maxSessionsPerUser = max ?? null;
-    this.cap = max === undefined ? undefined : { max, policy };
+    this.cap = sessionCapOf(store, options.maxSessionsPerUser, options.onSessionLimit);
+    this.index = hasCapability(store, 'session index') ? store : null;
+    this.patch = hasCapability(store, 'data patch') ? store : null;
+    this.sweep = hasCapability(store, 'expiry sweep') ? store : null;
+    this.maxSessionsPerUser = this.cap?.max ?? null;
     this.now = options.clock ?? Date.now;
-    this.listener = options.onEvent;
+    this.emit = eventSink(options.onEvent);
   }
 
-  /** Creates a session for `userId`. Throws {@link SessionLimitError} at the cap under `reject`. */
+  /**
+   * Creates a session for `userId`. At the cap, `evict-oldest` deletes the user's oldest sessions
+   * to make room; `reject` throws `SessionLimitError`. Throws {@link InvalidInputError} for
+   * an empty or oversize `userId` or a snapshot that is not a plain JSON object of at most 8 KiB.
+   */
   async create(userId: string, input: NewSession = {}): Promise<IssuedSession> {
     if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID) {
-      throw new TypeError(
+      throw new InvalidInputError(
         `userId: must be a non-empty string of at most ${MAX_USER_ID} characters`,
       );
     }
@@ -157,9 +156,8 @@ export class Sessions {
       user: checkSnapshot(input.user, 'user'),
       data: checkSnapshot(input.data, 'data'),
     };
-    const result = await this.call(() => this.store.create(session, this.cap));
-    for (const sessionId of result.evicted) this.emit({ type: 'evicted', sessionId, userId });
-    if (!result.created) throw new SessionLimitError(userId, this.cap?.max ?? 0);
+    if (this.cap) await createCapped(this.store, this.cap, session, this.emit);
+    else await callStore(() => this.store.create(session));
     this.emit({ type: 'created', session });
     return { session, token };
   }
@@ -172,7 +170,7 @@ export class Sessions {
   async validate(token: string): Promise<Validation> {
     if (typeof token !== 'string' || !isWellFormedToken(token)) return MALFORMED;
     const id = sessionIdOf(token);
-    // The hot path: what `call` does, inlined (no closure and no extra promise per request).
+    // The hot path: what `callStore` does, inlined (no closure and no extra promise per request).
     let found: SessionRecord | null;
     try {
       found = await this.store.get(id);
@@ -183,7 +181,7 @@ export class Sessions {
 
     const now = this.now();
     if (now >= found.idleExpiresAt || now >= found.absoluteExpiresAt) {
-      await this.call(() => this.store.delete(id));
+      await callStore(() => this.store.delete(id));
       this.emit({ type: 'expired', session: found });
       return EXPIRED;
     }
@@ -198,7 +196,7 @@ export class Sessions {
     const session = refreshedAt(found, now, this.idleTimeout);
     this.rememberRefresh(id, now);
     try {
-      await this.call(() => this.store.touch(id, session.lastSeenAt, session.idleExpiresAt));
+      await callStore(() => this.store.touch(id, session.lastSeenAt, session.idleExpiresAt));
     } catch (error) {
       this.refreshed.delete(id);
       throw error;
@@ -218,31 +216,54 @@ export class Sessions {
     this.refreshed.set(id, at);
   }
 
+  /**
+   * The live session a token names, read-only: one store read, and no refresh, no deletion and
+   * no event whatever it finds. For rendering paths that cannot set cookies (e.g. React Server
+   * Components). Throws {@link StoreUnavailableError} when the store is down.
+   */
+  async peek(token: string): Promise<SessionRecord | null> {
+    if (typeof token !== 'string' || !isWellFormedToken(token)) return null;
+    const session = await callStore(() => this.store.get(sessionIdOf(token)));
+    const now = this.now();
+    if (!session || now >= session.idleExpiresAt || now >= session.absoluteExpiresAt) return null;
+    return session;
+  }
+
   /** Ends the session a token belongs to. Gives the ended session, or null if there was none. */
   async logout(token: string): Promise<SessionRecord | null> {
     if (typeof token !== 'string' || !isWellFormedToken(token)) return null;
     const id = sessionIdOf(token);
-    const session = await this.call(() => this.store.get(id));
+    const session = await callStore(() => this.store.get(id));
     if (!session) return null;
-    await this.call(() => this.store.delete(id));
+    await callStore(() => this.store.delete(id));
     this.emit({ type: 'logout', session });
     return session;
   }
 
   /** Revokes one session by its public id. Gives the revoked record, or null if there was none. */
   async revoke(sessionId: string): Promise<SessionRecord | null> {
-    const session = await this.call(() => this.store.get(sessionId));
+    const session = await callStore(() => this.store.get(sessionId));
     if (!session) return null;
-    await this.call(() => this.store.delete(sessionId));
+    await callStore(() => this.store.delete(sessionId));
     this.emit({ type: 'revoked', userId: session.userId, sessionId, count: 1 });
     return session;
   }
 
-  /** Revokes every session of a user, except `except` (a session id) when given. */
+  /**
+   * Revokes every session of a user, except `except` (a session id) when given. Needs the
+   * "session index" capability ({@link ConfigError} without it).
+   */
   async revokeAllForUser(userId: string, options: { except?: string } = {}): Promise<number> {
-    const count = await this.call(() => this.store.deleteByUser(userId, options.except));
+    const index = this.index ?? requireCapability(this.store, 'session index', 'revokeAllForUser');
+    const count = await callStore(() => index.deleteByUser(userId, options.except));
     this.emit({ type: 'revoked', userId, sessionId: null, count });
     return count;
+  }
+
+  /** The user's live sessions, oldest first. Needs the "session index" capability. */
+  async listSessions(userId: string): Promise<SessionRecord[]> {
+    const index = this.index ?? requireCapability(this.store, 'session index', 'listSessions');
+    return callStore(() => index.listByUser(userId, this.now()));
   }
 
   /**
@@ -253,31 +274,24 @@ export class Sessions {
    * included). Gives false, creating nothing, when there is no such session. Expiry is not
    * checked: a dead session not yet swept is still updated, harmlessly (it never validates again).
    *
-   * Throws `TypeError` when `patch` is not a plain JSON object of at most 8,192 bytes (finite
-   * numbers, well-formed strings without U+0000, plain objects and dense arrays, nesting at most
-   * 64 deep), `RangeError` when the merged `data` would grow past 8,192 bytes (see
-   * {@link SessionStore.updateData} for how stores measure it), and {@link StoreUnavailableError}
-   * when the store cannot answer. The store is not called, or writes nothing, when it throws.
+   * Throws {@link InvalidInputError} when `patch` is not a plain JSON object of at most 8,192
+   * bytes (finite numbers, well-formed strings without U+0000, plain objects and dense arrays,
+   * nesting at most 64 deep), {@link DataTooLargeError} when the merged `data` would grow past
+   * 8,192 bytes (see `SessionDataPatch.updateData` for how stores measure it),
+   * {@link StoreUnavailableError} when the store cannot answer, and {@link ConfigError} when it
+   * lacks the "data patch" capability. The store is not called, or writes nothing, when it throws.
    */
   async setData(sessionId: string, patch: JsonObject): Promise<boolean> {
+    const store = this.patch ?? requireCapability(this.store, 'data patch', 'setData');
     if (typeof sessionId !== 'string' || sessionId.length === 0) {
-      throw new TypeError('sessionId: must be a non-empty string');
+      throw new InvalidInputError('sessionId: must be a non-empty string');
     }
     const { set, remove } = checkPatch(patch);
-    const result = await this.call(() =>
-      this.store.updateData(sessionId, { set, remove, maxBytes: MAX_SNAPSHOT_BYTES }),
+    const result = await callStore(() =>
+      store.updateData(sessionId, { set, remove, maxBytes: MAX_SNAPSHOT_BYTES }),
     );
-    if (result === 'too_large') {
-      throw new RangeError(
-        `data: the merged data would exceed ${MAX_SNAPSHOT_BYTES} bytes; nothing was changed`,
-      );
-    }
+    if (result === 'too_large') throw new DataTooLargeError(MAX_SNAPSHOT_BYTES);
     return result === 'updated';
-  }
-
-  /** The user's live sessions, oldest first. */
-  listSessions(userId: string): Promise<SessionRecord[]> {
-    return this.call(() => this.store.listByUser(userId, this.now()));
   }
 
   /**
@@ -298,38 +312,21 @@ export class Sessions {
       authenticatedAt: changes.authenticatedAt ?? current.authenticatedAt,
       user: changes.user === undefined ? current.user : checkSnapshot(changes.user, 'user'),
     };
-    await this.call(() => this.store.create(session));
-    await this.call(() => this.store.delete(current.id));
+    await callStore(() => this.store.create(session));
+    await callStore(() => this.store.delete(current.id));
     this.emit({ type: 'rotated', session, previousId: current.id });
     return { session, token };
   }
 
-  /** Deletes every expired record; gives how many. Run it from a timer or `latchkey sweep`. */
-  deleteExpired(): Promise<number> {
-    return this.call(() => this.store.deleteExpired(this.now()));
-  }
-
-  /** Runs a store operation; any failure becomes {@link StoreUnavailableError} (fail closed). */
-  protected async call<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      throw unavailable(error);
-    }
-  }
-
-  protected emit(event: SessionEvent): void {
-    if (!this.listener) return;
-    try {
-      this.listener(event);
-    } catch (error) {
-      process.emitWarning(`latchkey onEvent listener threw: ${String(error)}`);
-    }
+  /**
+   * Deletes every expired record; gives how many. Run it from a timer or `latchkey sweep`. Needs
+   * the "expiry sweep" capability (a store whose records expire by themselves has nothing to do).
+   */
+  async deleteExpired(): Promise<number> {
+    const sweep = this.sweep ?? requireCapability(this.store, 'expiry sweep', 'deleteExpired');
+    return callStore(() => sweep.deleteExpired(this.now()));
   }
 }
-
-/** Refreshes remembered for de-duplication; past this the stale ones are dropped (or all). */
-const MAX_REMEMBERED_REFRESHES = 10_000;
 
 /** `record` as a refresh at `now` leaves it: the sliding deadline never passes the absolute one. */
 function refreshedAt(record: SessionRecord, now: number, idleTimeout: number): SessionRecord {
@@ -345,95 +342,7 @@ const MALFORMED: Validation = Object.freeze({ session: null, reason: 'malformed'
 const NOT_FOUND: Validation = Object.freeze({ session: null, reason: 'not_found' } as const);
 const EXPIRED: Validation = Object.freeze({ session: null, reason: 'expired' } as const);
 
-function unavailable(error: unknown): StoreUnavailableError {
-  return error instanceof StoreUnavailableError ? error : new StoreUnavailableError(error);
-}
-
 function clip(value: string | null | undefined, max: number): string | null {
   if (typeof value !== 'string' || value.length === 0) return null;
   return value.length > max ? value.slice(0, max) : value;
-}
-
-function checkSnapshot(value: JsonObject | undefined, label: string): JsonObject {
-  if (value === undefined) return {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`${label}: must be a plain JSON object`);
-  }
-  if (Buffer.byteLength(JSON.stringify(value)) > MAX_SNAPSHOT_BYTES) {
-    throw new TypeError(`${label}: must serialise to at most ${MAX_SNAPSHOT_BYTES} bytes`);
-  }
-  return value;
-}
-
-const MAX_PATCH_DEPTH = 64;
-/** A lone surrogate (like U+0000, checked apart): JSON can spell it, PostgreSQL's jsonb cannot keep it. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** Splits a `setData` patch into keys to set and keys to remove, after checking it is JSON-safe. */
-function checkPatch(patch: unknown): { set: JsonObject; remove: string[] } {
-  if (!isPlainObject(patch)) throw new TypeError('data patch: must be a plain JSON object');
-  checkJson(patch, 'data patch', 0);
-  if (Buffer.byteLength(JSON.stringify(patch)) > MAX_SNAPSHOT_BYTES) {
-    throw new TypeError(`data patch: must serialise to at most ${MAX_SNAPSHOT_BYTES} bytes`);
-  }
-  const set: [string, JsonValue][] = [];
-  const remove: string[] = [];
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) remove.push(key);
-    else set.push([key, value as JsonValue]);
-  }
-  // fromEntries defines own properties, so a key named "__proto__" stays data.
-  return { set: Object.fromEntries(set), remove };
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-function checkJson(value: unknown, path: string, depth: number): void {
-  switch (typeof value) {
-    case 'boolean':
-      return;
-    case 'number':
-      if (!Number.isFinite(value)) throw new TypeError(`${path}: must be a finite number`);
-      return;
-    case 'string':
-      checkString(value, path);
-      return;
-    case 'object': {
-      if (value === null) return;
-      if (depth >= MAX_PATCH_DEPTH) {
-        throw new TypeError(`${path}: nested more than ${MAX_PATCH_DEPTH} levels deep`);
-      }
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          if (!(i in value)) throw new TypeError(`${path}[${i}]: arrays must not have holes`);
-          checkJson(value[i], `${path}[${i}]`, depth + 1);
-        }
-        return;
-      }
-      if (!isPlainObject(value)) {
-        throw new TypeError(`${path}: must be JSON (a plain object, not a class instance)`);
-      }
-      if (Object.getOwnPropertySymbols(value).length > 0) {
-        throw new TypeError(`${path}: symbol keys are not JSON`);
-      }
-      for (const [key, inner] of Object.entries(value)) {
-        const at = `${path}.${JSON.stringify(key)}`;
-        checkString(key, `${at} (key)`);
-        checkJson(inner, at, depth + 1);
-      }
-      return;
-    }
-    default:
-      throw new TypeError(`${path}: ${typeof value} is not JSON`);
-  }
-}
-
-function checkString(value: string, path: string): void {
-  if (value.includes('\u0000') || LONE_SURROGATE.test(value)) {
-    throw new TypeError(`${path}: must not contain U+0000 or a lone surrogate`);
-  }
 }

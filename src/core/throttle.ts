@@ -1,5 +1,18 @@
 import { createHash } from 'node:crypto';
-import type { ThrottleRule, ThrottleStore } from './store.js';
+import type { AttemptRule, ThrottleStore } from './capabilities.js';
+
+/** How attempts on one key (an account or an IP) are limited. */
+export interface ThrottleRule {
+  /** Length of the counting window, from the window's first attempt. */
+  readonly windowMs: number;
+  /** Attempts allowed per window. */
+  readonly limit: number;
+  /** Attempts allowed back to back before delays start. */
+  readonly freeAttempts: number;
+  /** Delay after the first attempt past `freeAttempts`; doubles with each further attempt. */
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
 
 export interface LoginThrottleOptions {
   /** Attempts on one account. Default: 5 back to back, then 1 s doubling to 60 s; 100 per hour. */
@@ -40,6 +53,8 @@ const IP: ThrottleRule = {
 export class LoginThrottle {
   readonly account: ThrottleRule;
   readonly ip: ThrottleRule;
+  private readonly accountRule: AttemptRule;
+  private readonly ipRule: AttemptRule;
 
   constructor(
     private readonly store: ThrottleStore,
@@ -48,13 +63,15 @@ export class LoginThrottle {
   ) {
     this.account = { ...ACCOUNT, ...options.account };
     this.ip = { ...IP, ...options.ip };
+    this.accountRule = attemptRuleOf(this.account);
+    this.ipRule = attemptRuleOf(this.ip);
   }
 
   /** Counts one login attempt for `usernameKey` from `ip`, or refuses it. */
   async attempt(usernameKey: string, ip: string | null): Promise<ThrottleOutcome> {
     const now = this.now();
-    const checks: [string, ThrottleRule][] = [[accountKey(usernameKey), this.account]];
-    if (ip) checks.push([keyOf('ip', ip), this.ip]);
+    const checks: [string, AttemptRule][] = [[accountKey(usernameKey), this.accountRule]];
+    if (ip) checks.push([keyOf('ip', ip), this.ipRule]);
     for (const [key, rule] of checks) {
       const decision = await this.store.consumeAttempt(key, now, rule);
       if (!decision.allowed) {
@@ -80,4 +97,25 @@ function accountKey(usernameKey: string): string {
 /** Keys are hashed: people type passwords into the username field, and stores are not secret. */
 function keyOf(kind: string, value: string): string {
   return `${kind}:${createHash('sha256').update(value).digest('base64url').slice(0, 32)}`;
+}
+
+/**
+ * The backoff policy as the store applies it: no wait for the free attempts, then `baseDelayMs`
+ * doubling with each further attempt up to `maxDelayMs`. The policy lives here alone; a store
+ * only counts and looks the wait up.
+ */
+export function attemptRuleOf(rule: ThrottleRule): AttemptRule {
+  const delays: number[] = [];
+  let delay = rule.baseDelayMs;
+  while (delay < rule.maxDelayMs && delays.length < 64) {
+    delays.push(delay);
+    delay *= 2;
+  }
+  delays.push(rule.maxDelayMs);
+  return {
+    windowMs: rule.windowMs,
+    limit: rule.limit,
+    freeAttempts: rule.freeAttempts,
+    delays,
+  };
 }

@@ -1,9 +1,17 @@
 import type { Request, RequestHandler, Response } from 'express';
-import type { Credentials, Denial, Latchkey, LoginResult, RequestInfo } from '../core/latchkey.js';
-import type { Auth, RegisteredUser } from './fetch.js';
+import type { Credentials, Latchkey, LoginResult } from '../core/latchkey.js';
 import { requestInfo, sendDenial } from './node.js';
+import {
+  type Auth,
+  authOf,
+  denialOf,
+  loginFor,
+  type RegisteredUser,
+  type RequestInfo,
+  RequestStates,
+} from './shared.js';
 
-export type { Auth, RegisteredUser } from './fetch.js';
+export type { Auth, RegisteredUser } from './shared.js';
 
 declare global {
   namespace Express {
@@ -14,14 +22,9 @@ declare global {
   }
 }
 
-/** What the middleware learnt about one request, for the guard and the login/logout helpers. */
-interface RequestState {
-  readonly latchkey: Latchkey;
-  /** Why the request has no session (the core's own answer), or null when it has one. */
-  denial: Denial | null;
-}
-
-const states = new WeakMap<Request, RequestState>();
+const states = new RequestStates<Request>(
+  'latchkey/express: app.use(authenticate(latchkey)) must run first',
+);
 
 /**
  * Middleware: authenticates every request (one store read) and sets `req.auth`. Never answers
@@ -29,10 +32,11 @@ const states = new WeakMap<Request, RequestState>();
  */
 export function authenticate(latchkey: Latchkey): RequestHandler {
   return async function latchkeyAuthenticate(req, res, next) {
-    const result = await latchkey.authenticate(infoOf(req));
+    const info = infoOf(req);
+    const result = await latchkey.authenticate(info);
     if (result.setCookie.length > 0) res.append('Set-Cookie', [...result.setCookie]);
     req.auth = result.ok ? authOf(result.session) : null;
-    states.set(req, { latchkey, denial: result.ok ? null : result.denial });
+    states.record(req, latchkey, info, result);
     next();
   };
 }
@@ -43,10 +47,9 @@ export function authenticate(latchkey: Latchkey): RequestHandler {
  */
 export function requireAuth(): RequestHandler {
   return async function latchkeyRequireAuth(req, res, next) {
-    const state = stateOf(req);
+    const state = states.of(req);
     if (req.auth) return next();
-    // A session ended during this request (logout) has no denial yet: ask the core.
-    const denial = state.denial ?? (await denialFor(state.latchkey, req));
+    const denial = await denialOf(state);
     if (denial) sendDenial(res, denial);
     else next();
   };
@@ -61,8 +64,8 @@ export async function login(
   res: Response,
   credentials: Credentials,
 ): Promise<LoginResult> {
-  const state = stateOf(req);
-  const result = await state.latchkey.login(credentials, {
+  const state = states.of(req);
+  const result = await loginFor(state.latchkey, state, credentials, {
     ip: req.ip ?? null,
     userAgent: req.get('user-agent') ?? null,
     cookie: req.get('cookie') ?? null,
@@ -70,15 +73,13 @@ export async function login(
   if (result.ok) {
     res.append('Set-Cookie', [...result.setCookie]);
     req.auth = authOf(result.session);
-    state.denial = null;
   }
   return result;
 }
 
 /** Ends the request's session and clears its cookie; `req.auth` becomes null. */
 export async function logout(req: Request, res: Response): Promise<void> {
-  const state = stateOf(req);
-  const { setCookie } = await state.latchkey.endSession(req.get('cookie') ?? null);
+  const { setCookie } = await states.of(req).latchkey.endSession(req.get('cookie') ?? null);
   res.append('Set-Cookie', [...setCookie]);
   req.auth = null;
 }
@@ -88,20 +89,4 @@ function infoOf(req: Request): RequestInfo {
   // user agent are recorded on a session restored from a remember-me cookie.
   const userAgent = req.get('user-agent') ?? null;
   return { ...requestInfo(req), url: req.originalUrl, ip: req.ip ?? null, userAgent };
-}
-
-async function denialFor(latchkey: Latchkey, req: Request): Promise<Denial | null> {
-  const result = await latchkey.authenticate(infoOf(req));
-  return result.ok ? null : result.denial;
-}
-
-function stateOf(req: Request): RequestState {
-  const state = states.get(req);
-  if (state) return state;
-  throw new Error('latchkey/express: app.use(authenticate(latchkey)) must run first');
-}
-
-function authOf(session: Auth['session']): Auth<RegisteredUser> {
-  // The snapshot is what the app stored at login; LatchkeyRegister is the app's word for its shape.
-  return { user: session.user as RegisteredUser, session };
 }

@@ -1,10 +1,17 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Credentials, Denial, Latchkey, LoginResult, RequestInfo } from '../core/latchkey.js';
-import type { SessionRecord } from '../core/store.js';
-import type { Auth, RegisteredUser } from './fetch.js';
+import type { Credentials, Latchkey, LoginResult } from '../core/latchkey.js';
 import { requestInfo } from './node.js';
+import {
+  type Auth,
+  authOf,
+  denialOf,
+  loginFor,
+  type RegisteredUser,
+  type RequestInfo,
+  RequestStates,
+} from './shared.js';
 
-export type { Auth, RegisteredUser } from './fetch.js';
+export type { Auth, RegisteredUser } from './shared.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,20 +33,15 @@ export interface LatchkeyPluginOptions {
   latchkey: Latchkey;
 }
 
-/** What the plugin learnt about one request, for {@link requireAuth}. */
-interface RequestState {
-  readonly latchkey: Latchkey;
-  /** Why the request has no session (the core's own answer), or null when it has one. */
-  denial: Denial | null;
-}
-
-const states = new WeakMap<FastifyRequest, RequestState>();
+const states = new RequestStates<FastifyRequest>(
+  'latchkey/fastify: register latchkeyPlugin in this scope first',
+);
 
 const plugin: FastifyPluginAsync<LatchkeyPluginOptions> = async (fastify, { latchkey }) => {
   fastify.decorateRequest('auth', null);
   fastify.decorateReply('login', async function login(this: FastifyReply, credentials) {
     const { request } = this;
-    const result = await latchkey.login(credentials, {
+    const result = await loginFor(latchkey, states.find(request), credentials, {
       ip: request.ip,
       userAgent: request.headers['user-agent'] ?? null,
       cookie: request.headers.cookie ?? null,
@@ -47,8 +49,6 @@ const plugin: FastifyPluginAsync<LatchkeyPluginOptions> = async (fastify, { latc
     if (result.ok) {
       this.header('set-cookie', [...result.setCookie]);
       request.auth = authOf(result.session);
-      const state = states.get(request);
-      if (state) state.denial = null;
     }
     return result;
   });
@@ -59,10 +59,11 @@ const plugin: FastifyPluginAsync<LatchkeyPluginOptions> = async (fastify, { latc
     request.auth = null;
   });
   fastify.addHook('onRequest', async function latchkeyAuthenticate(request, reply) {
-    const result = await latchkey.authenticate(infoOf(request));
+    const info = infoOf(request);
+    const result = await latchkey.authenticate(info);
     if (result.setCookie.length > 0) reply.header('set-cookie', [...result.setCookie]);
     request.auth = result.ok ? authOf(result.session) : null;
-    states.set(request, { latchkey, denial: result.ok ? null : result.denial });
+    states.record(request, latchkey, info, result);
   });
 };
 
@@ -91,28 +92,16 @@ export async function requireAuth(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply | undefined> {
-  const state = states.get(request);
-  if (!state) throw new Error('latchkey/fastify: register latchkeyPlugin in this scope first');
+  const state = states.of(request);
   if (request.auth) return undefined;
-  // A session ended during this request (logout) has no denial yet: ask the core.
-  const denial = state.denial ?? (await denialFor(state.latchkey, request));
+  const denial = await denialOf(state);
   if (!denial) return undefined;
   // A Buffer keeps the core's Content-Type as is (Fastify adds a charset to strings).
   return reply.code(denial.status).headers(denial.headers).send(Buffer.from(denial.body));
-}
-
-async function denialFor(latchkey: Latchkey, request: FastifyRequest): Promise<Denial | null> {
-  const result = await latchkey.authenticate(infoOf(request));
-  return result.ok ? null : result.denial;
 }
 
 /** Ip and user agent are recorded on a session restored from a remember-me cookie. */
 function infoOf(request: FastifyRequest): RequestInfo {
   const userAgent = request.headers['user-agent'] ?? null;
   return { ...requestInfo(request.raw), ip: request.ip, userAgent };
-}
-
-function authOf(session: SessionRecord): Auth<RegisteredUser> {
-  // The snapshot is what the app stored at login; LatchkeyRegister is the app's word for its shape.
-  return { user: session.user as RegisteredUser, session };
 }

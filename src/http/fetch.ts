@@ -1,35 +1,9 @@
-import { StoreUnavailableError } from '../core/errors.js';
-import {
-  type Credentials,
-  type Latchkey,
-  type LoginResult,
-  requestInfoOf,
-  toResponse,
-} from '../core/latchkey.js';
-import type { JsonObject, SessionRecord } from '../core/store.js';
+import type { StoreUnavailableError } from '../core/errors.js';
+import type { Credentials, Latchkey, LoginResult } from '../core/latchkey.js';
+import type { JsonObject } from '../core/store.js';
+import { type Auth, authOf, type RegisteredUser, requestInfoOf, toResponse } from './shared.js';
 
-declare global {
-  /**
-   * Augment once to type the user snapshot in every adapter (`req.auth.user` in Express,
-   * `request.auth.user` in Fastify, the default `User` of Hono and Fetch):
-   * `declare global { interface LatchkeyRegister { user: { id: string; name: string } } }`
-   */
-  interface LatchkeyRegister {}
-}
-
-/** The app's registered user snapshot type, or `JsonObject` when it registered none. */
-export type RegisteredUser = LatchkeyRegister extends { user: infer User extends JsonObject }
-  ? User
-  : JsonObject;
-
-/**
- * Who is making a request: the session and the user snapshot kept in it. `User` is the shape of
- * the snapshot the app stores at login; latchkey does not check it, the app vouches for it.
- */
-export interface Auth<User extends JsonObject = RegisteredUser> {
-  readonly user: User;
-  readonly session: SessionRecord;
-}
+export type { Auth, RegisteredUser } from './shared.js';
 
 export type FetchAuthentication<User extends JsonObject = RegisteredUser> =
   | {
@@ -120,9 +94,4 @@ export function withCookies(response: Response, setCookie: readonly string[]): R
   }
   for (const value of setCookie.slice(1)) target.headers.append('set-cookie', value);
   return target;
-}
-
-function authOf<User extends JsonObject>(session: SessionRecord): Auth<User> {
-  // The snapshot is what the app stored at login; `User` is the app's word for its shape.
-  return { user: session.user as User, session };
 }

@@ -1,16 +1,18 @@
 import type { Context, MiddlewareHandler } from 'hono';
+import type { Credentials, Latchkey, LoginResult } from '../core/latchkey.js';
+import type { JsonObject } from '../core/store.js';
 import {
-  type Credentials,
-  type Denial,
-  type Latchkey,
-  type LoginResult,
+  type Auth,
+  authOf,
+  denialOf,
+  loginFor,
+  type RegisteredUser,
   type RequestInfo,
+  RequestStates,
   requestInfoOf,
-} from '../core/latchkey.js';
-import type { JsonObject, SessionRecord } from '../core/store.js';
-import type { Auth, RegisteredUser } from './fetch.js';
+} from './shared.js';
 
-export type { Auth, RegisteredUser } from './fetch.js';
+export type { Auth, RegisteredUser } from './shared.js';
 
 /** The context variables this adapter sets: `new Hono<{ Variables: AuthVariables<User> }>()`. */
 export interface AuthVariables<User extends JsonObject = RegisteredUser> {
@@ -26,15 +28,9 @@ export interface AuthenticateOptions {
   ip?: (c: Context) => string | null | undefined;
 }
 
-/** What the middleware learnt about one request, for the guard and the helpers. */
-interface RequestState {
-  readonly latchkey: Latchkey;
-  readonly ip: string | null;
-  /** Why the request has no session (the core's own answer), or null when it has one. */
-  denial: Denial | null;
-}
-
-const states = new WeakMap<Request, RequestState>();
+const states = new RequestStates<Request>(
+  'latchkey/hono: app.use(authenticate(latchkey)) must run first',
+);
 
 /**
  * Middleware: authenticates every request (one store read) and sets `c.get('auth')`. Never
@@ -45,11 +41,11 @@ export function authenticate<User extends JsonObject = RegisteredUser>(
   options: AuthenticateOptions = {},
 ): MiddlewareHandler<{ Variables: AuthVariables<User> }> {
   return async function latchkeyAuthenticate(c, next) {
-    const ip = options.ip?.(c) ?? null;
-    const result = await latchkey.authenticate(infoOf(c, ip));
+    const info = infoOf(c, options.ip?.(c) ?? null);
+    const result = await latchkey.authenticate(info);
     for (const value of result.setCookie) c.header('set-cookie', value, { append: true });
     c.set('auth', result.ok ? authOf<User>(result.session) : null);
-    states.set(c.req.raw, { latchkey, ip, denial: result.ok ? null : result.denial });
+    states.record(c.req.raw, latchkey, info, result);
     await next();
   };
 }
@@ -63,10 +59,9 @@ export function requireAuth<User extends JsonObject = RegisteredUser>(): Middlew
   Variables: { auth: Auth<User> };
 }> {
   return async function latchkeyRequireAuth(c, next) {
-    const state = stateOf(c);
+    const state = states.of(c.req.raw);
     if (c.get('auth')) return next();
-    // A session ended during this request (logout) has no denial yet: ask the core.
-    const denial = state.denial ?? (await denialFor(state.latchkey, c, state.ip));
+    const denial = await denialOf(state);
     if (!denial) return next();
     return c.body(denial.body, denial.status, denial.headers);
   };
@@ -77,23 +72,22 @@ export function requireAuth<User extends JsonObject = RegisteredUser>(): Middlew
  * session the request carried is ended first. Records the address from the middleware's `ip`.
  */
 export async function login(c: Context, credentials: Credentials): Promise<LoginResult> {
-  const state = stateOf(c);
-  const result = await state.latchkey.login(credentials, {
-    ip: state.ip,
+  const state = states.of(c.req.raw);
+  const result = await loginFor(state.latchkey, state, credentials, {
+    ip: state.info.ip ?? null,
     userAgent: c.req.header('user-agent') ?? null,
     cookie: c.req.header('cookie') ?? null,
   });
   if (result.ok) {
     for (const value of result.setCookie) c.header('set-cookie', value, { append: true });
     c.set('auth', authOf(result.session));
-    state.denial = null;
   }
   return result;
 }
 
 /** Ends the request's session and clears its cookie; `c.get('auth')` becomes null. */
 export async function logout(c: Context): Promise<void> {
-  const state = stateOf(c);
+  const state = states.of(c.req.raw);
   const { setCookie } = await state.latchkey.endSession(c.req.header('cookie') ?? null);
   for (const value of setCookie) c.header('set-cookie', value, { append: true });
   c.set('auth', null);
@@ -101,24 +95,4 @@ export async function logout(c: Context): Promise<void> {
 
 function infoOf(c: Context, ip: string | null): RequestInfo {
   return { ...requestInfoOf(c.req.raw), ip, userAgent: c.req.header('user-agent') ?? null };
-}
-
-async function denialFor(
-  latchkey: Latchkey,
-  c: Context,
-  ip: string | null,
-): Promise<Denial | null> {
-  const result = await latchkey.authenticate(infoOf(c, ip));
-  return result.ok ? null : result.denial;
-}
-
-function stateOf(c: Context): RequestState {
-  const state = states.get(c.req.raw);
-  if (state) return state;
-  throw new Error('latchkey/hono: app.use(authenticate(latchkey)) must run first');
-}
-
-function authOf<User extends JsonObject>(session: SessionRecord): Auth<User> {
-  // The snapshot is what the app stored at login; `User` is the app's word for its shape.
-  return { user: session.user as User, session };
 }

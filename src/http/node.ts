@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Authentication, Denial, Latchkey, RequestInfo } from '../core/latchkey.js';
+import type { Authentication, Latchkey } from '../core/latchkey.js';
+import type { Denial, RequestInfo } from './shared.js';
 
 export type Authenticated = Extract<Authentication, { ok: true }>;
 

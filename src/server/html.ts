@@ -1,3 +1,5 @@
+import { escapeHtml } from '../http/shared.js';
+
 /** Markup that is already safe: only {@link html} and {@link raw} make one. */
 export class SafeHtml {
   constructor(readonly markup: string) {}
@@ -30,10 +32,6 @@ export function html(strings: TemplateStringsArray, ...values: Interpolation[]):
 /** Trusted markup, for constants written in this code base only. */
 export function raw(markup: string): SafeHtml {
   return new SafeHtml(markup);
-}
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function render(value: Interpolation): string {

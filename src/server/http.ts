@@ -128,7 +128,7 @@ export function formFields(text: string): Record<string, string | undefined> {
 }
 
 /** A JSON object body, or null for anything else (invalid JSON, arrays, strings). */
-export function jsonObject(text: string): Record<string, unknown> | null {
+function jsonObject(text: string): Record<string, unknown> | null {
   try {
     const value: unknown = JSON.parse(text);
     return value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -137,4 +137,15 @@ export function jsonObject(text: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/** A JSON object body, or the JSON error reply (415, 413, or 400 for anything but an object). */
+export async function readJsonObject(
+  req: IncomingMessage,
+): Promise<{ ok: true; value: Record<string, unknown> } | { ok: false; reply: Reply }> {
+  const body = await readBody(req, 'application/json');
+  if (!body.ok) return { ok: false, reply: jsonReply(body.status, { error: body.error }) };
+  const value = jsonObject(body.text);
+  if (value === null) return { ok: false, reply: jsonReply(400, { error: 'invalid_request' }) };
+  return { ok: true, value };
 }

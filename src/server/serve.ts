@@ -4,21 +4,15 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { auditLog } from '../audit.js';
-import { ConfigError, CsrfTokens } from '../index.js';
+import { ConfigError, CsrfTokens, Latchkey } from '../index.js';
 import { createApp } from './app.js';
-import type { ServeConfig } from './config.js';
-import {
-  countStoreErrors,
-  createLogger,
-  errorFields,
-  metricsOnly,
-  ObservedLatchkey,
-  observeRequests,
-  ServerMetrics,
-  stdoutDestination,
-} from './observe.js';
+import { createLogger, errorFields, stdoutDestination } from './logs.js';
+import { countStoreErrors, ServerMetrics } from './metrics.js';
+import { observeAuth, observeEvents, observeRequests } from './observe.js';
+import { metricsOnly } from './routes/ops.js';
 import { loadSecret } from './secret.js';
-import { openStore, redact } from './store.js';
+import type { Settings } from './settings.js';
+import { openStore, redact } from './stores.js';
 import { startSweeper } from './sweep.js';
 
 export interface RunningServer {
@@ -36,9 +30,9 @@ export interface RunningServer {
 const SHUTDOWN_GRACE_MS = 10_000;
 
 /** Opens the store and listens. Rejects when the store cannot be opened or the port is taken. */
-export async function startServer(config: ServeConfig): Promise<RunningServer> {
+export async function startServer(config: Settings): Promise<RunningServer> {
   const csrf = new CsrfTokens(loadSecret(config.secretFile));
-  const tls = config.tls && readTls(config.tls);
+  const tls = config.tlsCert && config.tlsKey ? readTls(config.tlsCert, config.tlsKey) : null;
   // One stream for standard output: the server log, and the audit log unless it has a file.
   const stdout = stdoutDestination(process.stdout.isTTY === true);
   const logger = createLogger(config.logLevel, stdout);
@@ -52,35 +46,33 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   let sweeper: ReturnType<typeof startSweeper> | null = null;
   let listening: Server | undefined;
   try {
-    const latchkey = new ObservedLatchkey(
-      {
-        store,
-        users: store,
-        throttle: { store },
-        remember: { store },
-        idleTimeout: config.idleTimeout,
-        absoluteTimeout: config.absoluteTimeout,
-        touchInterval: config.touchInterval,
-        reauthWindow: config.reauthWindow,
-        cookieName: config.cookieName,
-        onEvent: auditLog(audit),
-      },
-      metrics,
-    );
+    const latchkey = new Latchkey({
+      store,
+      users: store,
+      throttle: { store },
+      remember: { store },
+      idleTimeout: config.idleTimeout,
+      absoluteTimeout: config.absoluteTimeout,
+      touchInterval: config.touchInterval,
+      reauthWindow: config.reauthWindow,
+      cookieName: config.cookieName,
+      onEvent: observeEvents(metrics, auditLog(audit)),
+    });
     const app = createApp({
       latchkey,
       store,
       allowSignup: config.allowSignup,
-      trustedProxies: config.trustedProxies,
+      trustedProxies: config.trustProxy,
       csrf,
       https: config.behindHttps || tls !== null,
       loopbackOnly: !config.behindHttps && tls === null,
       forwardAuthHosts: config.forwardAuthHosts,
+      observer: observeAuth(metrics),
       onError: (error) => logger.error({ err: errorFields(error) }, 'request failed'),
     });
     const handler = observeRequests(app, {
       logger,
-      trustedProxies: config.trustedProxies,
+      trustedProxies: config.trustProxy,
       metrics: config.metrics ? metrics : null,
     });
     server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
@@ -154,7 +146,7 @@ function hostPort(server: Server): string {
   return `${address.includes(':') ? `[${address}]` : address}:${port}`;
 }
 
-function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
   const read = (file: string, flag: string) => {
     try {
       return readFileSync(file);
@@ -162,5 +154,5 @@ function readTls(files: { cert: string; key: string }): { cert: Buffer; key: Buf
       throw new ConfigError(`${flag} ${file}: cannot read it (${(error as Error).message})`);
     }
   };
-  return { cert: read(files.cert, '--tls-cert'), key: read(files.key, '--tls-key') };
+  return { cert: read(certFile, '--tls-cert'), key: read(keyFile, '--tls-key') };
 }

@@ -1,33 +1,28 @@
 import type pino from 'pino';
+import { hasCapability } from '../core/capabilities.js';
 import type { Latchkey, LatchkeyStore } from '../index.js';
-import { errorFields, type ServerMetrics, type SweepCounts } from './observe.js';
-
-/** A store that can make sure only one process sweeps at a time (PostgreSQL). */
-interface ExclusiveSweeper {
-  sweepExclusive<T>(work: () => Promise<T>): Promise<T | null>;
-}
-
-function isExclusive(store: object): store is ExclusiveSweeper {
-  return typeof (store as { sweepExclusive?: unknown }).sweepExclusive === 'function';
-}
+import { errorFields } from './logs.js';
+import type { ServerMetrics, SweepCounts } from './metrics.js';
 
 /**
- * Deletes expired sessions, remember-me tokens and login-attempt windows once. Every store deletes
- * in batches, so no lock is held for long; Redis records expire by TTL and its sweep only trims the
- * expiry and per-user indexes. Gives null when another process is sweeping (PostgreSQL).
+ * Deletes expired remember-me tokens, login-attempt windows and sessions once: the one sweep of
+ * `latchkey serve` and `latchkey sweep`. Every store deletes in batches, so no lock is held for
+ * long; Redis records expire by TTL and its sweep only trims the expiry and per-user indexes.
+ * Gives null when another process is sweeping (a store with an exclusive sweep: PostgreSQL).
  */
 export async function sweepOnce(
   latchkey: Latchkey,
   store: LatchkeyStore,
 ): Promise<SweepCounts | null> {
   const work = async (): Promise<SweepCounts> => {
-    const sessions = await latchkey.deleteExpired();
     const now = Date.now();
+    // Tokens and windows first: a store whose session sweep also clears them still counts each.
     const remember = await store.deleteExpiredRemember(now);
     const attempts = await store.deleteExpiredAttempts(now);
+    const sessions = await latchkey.deleteExpired();
     return { sessions, remember, attempts };
   };
-  return isExclusive(store) ? store.sweepExclusive(work) : work();
+  return hasCapability(store, 'exclusive sweep') ? store.sweepExclusive(work) : work();
 }
 
 export interface Sweeper {

@@ -1,4 +1,4 @@
-import type { ThrottleDecision, ThrottleRule } from '../core/store.js';
+import type { AttemptRule, ThrottleDecision } from '../core/capabilities.js';
 
 /** One key's counting window as a store keeps it. */
 export interface AttemptWindow {
@@ -8,13 +8,13 @@ export interface AttemptWindow {
 }
 
 /**
- * The {@link ThrottleStore.consumeAttempt} algorithm for stores that can run code inside their
- * atomic step (memory, SQLite): gives the decision and the window to save (null: save nothing).
+ * {@link ThrottleStore.consumeAttempt} for stores that run JavaScript inside their atomic step
+ * (memory, SQLite, a compare-and-swap loop): the decision, and the window to save (null: none).
  */
 export function consumeFrom(
   current: AttemptWindow | null,
   now: number,
-  rule: ThrottleRule,
+  rule: AttemptRule,
 ): { decision: ThrottleDecision; save: AttemptWindow | null } {
   const window = current && now < current.windowEnd ? current : null;
   if (window) {
@@ -25,14 +25,16 @@ export function consumeFrom(
     }
   }
   const count = (window?.count ?? 0) + 1;
-  const delay =
-    count < rule.freeAttempts
-      ? 0
-      : Math.min(rule.baseDelayMs * 2 ** (count - rule.freeAttempts), rule.maxDelayMs);
   const save = {
     count,
     windowEnd: window?.windowEnd ?? now + rule.windowMs,
-    nextAllowedAt: now + delay,
+    nextAllowedAt: now + waitAfter(count, rule),
   };
   return { decision: { allowed: true, count, retryAt: now }, save };
+}
+
+/** The wait the rule sets after the `count`-th counted attempt. */
+export function waitAfter(count: number, rule: AttemptRule): number {
+  if (count < rule.freeAttempts) return 0;
+  return rule.delays[Math.min(count - rule.freeAttempts, rule.delays.length - 1)] ?? 0;
 }

@@ -1,5 +1,6 @@
 import { Latchkey } from 'latchkey';
 import { createValidationCache, RedisStore } from 'latchkey/stores/redis';
+import { describeLatchkeyStore, type StoreHarness } from 'latchkey/testing';
 import { createCluster, type RedisClusterType } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -7,11 +8,8 @@ import {
   PrivateCluster,
   randomPrefix,
   redisServerUnavailable,
+  writeUndecodableSession,
 } from '../helpers/redis-server.js';
-import { describeRememberStore } from './remember-store-contract.js';
-import { describeSessionStore } from './session-store-contract.js';
-import { describeThrottleStore } from './throttle-store-contract.js';
-import { describeUserStore } from './user-store-contract.js';
 
 /**
  * The whole store contract against a real 3-master Redis Cluster (private redis-server processes),
@@ -49,7 +47,7 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-function harness(cache: boolean) {
+function harness(cache: boolean): StoreHarness<RedisStore> {
   let prefix = '';
   return {
     unavailable: async () => unavailable,
@@ -67,15 +65,14 @@ function harness(cache: boolean) {
         (cluster as PrivateCluster).nodes.map((node) => deletePrefix(node.url, prefix)),
       );
     },
+    // Routed by its key to the master that owns the session's slot.
+    corrupt: (store, id) => writeUndecodableSession(store.client, `${prefix}s:${id}`),
   };
 }
 
-describeSessionStore('redis cluster', harness(false));
-describeUserStore('redis cluster', harness(false));
-describeThrottleStore('redis cluster', harness(false));
-describeRememberStore('redis cluster', harness(false));
+describeLatchkeyStore('redis cluster', harness(false));
 // A cached read on a cluster must never differ from the node that owns the key.
-describeSessionStore('redis cluster (validation cache)', harness(true));
+describeLatchkeyStore('redis cluster (validation cache)', harness(true));
 
 describe('Redis Cluster, beyond the contract', () => {
   beforeEach((context) => {

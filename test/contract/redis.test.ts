@@ -1,16 +1,14 @@
 import { RedisStore } from 'latchkey/stores/redis';
+import { describeLatchkeyStore, type StoreHarness } from 'latchkey/testing';
 import {
   deletePrefix,
   REDIS_URL,
   randomPrefix,
   redisUnavailable,
+  writeUndecodableSession,
 } from '../helpers/redis-server.js';
-import { describeRememberStore } from './remember-store-contract.js';
-import { describeSessionStore } from './session-store-contract.js';
-import { describeThrottleStore } from './throttle-store-contract.js';
-import { describeUserStore } from './user-store-contract.js';
 
-function harness(cache: boolean) {
+function harness(cache: boolean): StoreHarness<RedisStore> {
   let prefix = '';
   return {
     unavailable: () => redisUnavailable(REDIS_URL),
@@ -21,12 +19,10 @@ function harness(cache: boolean) {
     async cleanup() {
       await deletePrefix(REDIS_URL, prefix);
     },
+    corrupt: (store, id) => writeUndecodableSession(store.client, `${prefix}s:${id}`),
   };
 }
 
-describeSessionStore('redis', harness(false));
-describeUserStore('redis', harness(false));
-describeThrottleStore('redis', harness(false));
-describeRememberStore('redis', harness(false));
+describeLatchkeyStore('redis', harness(false));
 // The same answers with the validation cache on: a cached read must never differ from Redis.
-describeSessionStore('redis (validation cache)', harness(true));
+describeLatchkeyStore('redis (validation cache)', harness(true));

@@ -2,13 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from 'latchkey/stores/sqlite';
-import { describeRememberStore } from './remember-store-contract.js';
-import { describeSessionStore } from './session-store-contract.js';
-import { describeThrottleStore } from './throttle-store-contract.js';
-import { describeUserStore } from './user-store-contract.js';
+import { describeLatchkeyStore, record } from 'latchkey/testing';
 
 let dir = '';
-const sqlite = {
+describeLatchkeyStore('sqlite', {
   async open() {
     dir = mkdtempSync(join(tmpdir(), 'latchkey-contract-'));
     return new SqliteStore(join(dir, 'latchkey.db'));
@@ -16,8 +13,16 @@ const sqlite = {
   async cleanup() {
     rmSync(dir, { recursive: true, force: true });
   },
-};
-describeSessionStore('sqlite', sqlite);
-describeUserStore('sqlite', sqlite);
-describeThrottleStore('sqlite', sqlite);
-describeRememberStore('sqlite', sqlite);
+  // A row whose `user` is not JSON, as a hand edit or another program could leave it.
+  async corrupt(store, id) {
+    const row = { ...record({ id }), user: '{"name": "Ada"' };
+    store.db
+      .prepare(
+        `INSERT INTO latchkey_sessions (id, user_id, created_at, last_seen_at, idle_expires_at,
+           absolute_expires_at, authenticated_at, ip, user_agent, user, data)
+         VALUES (@id, @userId, @createdAt, @lastSeenAt, @idleExpiresAt, @absoluteExpiresAt,
+           @authenticatedAt, @ip, @userAgent, @user, '{}')`,
+      )
+      .run(row);
+  },
+});

@@ -209,3 +209,48 @@ describe('new passwords', () => {
     });
   });
 });
+
+describe('an app that keeps its own users (verifyCredentials)', () => {
+  function appSetup() {
+    const clock = new FakeClock();
+    const store = new MemoryStore();
+    const auth = new Latchkey({
+      store,
+      remember: { store },
+      clock: clock.now,
+      verifyCredentials: async (username, password) =>
+        username === 'ada' && password === PASSWORD ? { userId: 'u-ada' } : null,
+    });
+    return { auth, clock };
+  }
+
+  it('re-authentication asks the app, by the username kept in the session', async () => {
+    const { auth, clock } = appSetup();
+    const login = await auth.login({ username: 'ada', password: PASSWORD });
+    if (!login.ok) throw new Error('login failed');
+    expect(login.user).toEqual({ id: 'u-ada', username: 'ada' });
+    clock.advance(11 * MINUTE);
+    expect(await auth.reauthenticate(login.session, 'wrong password')).toEqual({
+      ok: false,
+      error: 'reauthentication_required',
+    });
+    expect((await auth.reauthenticate(login.session, PASSWORD)).ok).toBe(true);
+    const nameless = await auth.create('u-ada', { user: { id: 'u-ada' } });
+    clock.advance(11 * MINUTE);
+    expect(await auth.reauthenticate(nameless.session, PASSWORD)).toEqual({
+      ok: false,
+      error: 'reauthentication_required',
+    });
+  });
+
+  it('a remembered login restores a session whose snapshot is the user id', async () => {
+    const { auth } = appSetup();
+    const login = await auth.login({ username: 'ada', password: PASSWORD, remember: true });
+    if (!login.ok) throw new Error('login failed');
+    const restored = await auth.authenticate(
+      requestWith([cookieNamed(login.setCookie, '__Host-remember')]),
+    );
+    signedIn(restored);
+    expect(restored.user).toEqual({ id: 'u-ada' });
+  });
+});

@@ -1,8 +1,11 @@
 import {
   ConfigError,
+  type ExpirySweep,
   Latchkey,
   MemoryStore,
+  type SessionDataPatch,
   type SessionEvent,
+  type SessionIndex,
   SessionLimitError,
   type SessionStore,
   StoreUnavailableError,
@@ -366,8 +369,9 @@ describe('options', () => {
 });
 
 describe('store failures', () => {
-  const broken: SessionStore = {
+  const broken: SessionStore & SessionIndex & SessionDataPatch & ExpirySweep = {
     create: () => Promise.reject(new Error('ECONNREFUSED')),
+    createCapped: () => Promise.reject(new Error('ECONNREFUSED')),
     get: () => Promise.reject(new Error('ECONNREFUSED')),
     touch: () => Promise.reject(new Error('ECONNREFUSED')),
     updateData: () => Promise.reject(new Error('ECONNREFUSED')),

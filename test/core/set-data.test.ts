@@ -1,4 +1,11 @@
-import { Latchkey, MemoryStore, type SessionStore, StoreUnavailableError } from 'latchkey';
+import {
+  DataTooLargeError,
+  InvalidInputError,
+  Latchkey,
+  MemoryStore,
+  type SessionStore,
+  StoreUnavailableError,
+} from 'latchkey';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../helpers/clock.js';
 import { countCalls } from '../helpers/counting-store.js';
@@ -80,7 +87,7 @@ describe('setData', () => {
       [{ big: 'x'.repeat(8192) }, /at most 8192 bytes/],
     ];
     for (const [patch, message] of bad) {
-      await expect(auth.setData(session.id, patch as never)).rejects.toThrow(TypeError);
+      await expect(auth.setData(session.id, patch as never)).rejects.toThrow(InvalidInputError);
       await expect(auth.setData(session.id, patch as never)).rejects.toThrow(message);
     }
     await expect(auth.setData(42 as never, { a: 1 })).rejects.toThrow(/sessionId/);
@@ -91,7 +98,9 @@ describe('setData', () => {
   it('refuses to grow the merged data past 8,192 bytes and writes nothing; shrinking works', async () => {
     const { auth, memory } = setup();
     const { session } = await auth.create('user-1', { data: { a: 'x'.repeat(5000) } });
-    await expect(auth.setData(session.id, { b: 'y'.repeat(4000) })).rejects.toThrow(RangeError);
+    await expect(auth.setData(session.id, { b: 'y'.repeat(4000) })).rejects.toThrow(
+      DataTooLargeError,
+    );
     await expect(auth.setData(session.id, { b: 'y'.repeat(4000) })).rejects.toThrow(
       /merged data would exceed 8192 bytes; nothing was changed/,
     );

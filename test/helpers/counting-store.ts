@@ -1,11 +1,20 @@
-import type { SessionStore } from 'latchkey';
+import type { LatchkeyStore, SessionStore } from 'latchkey';
 
-export type StoreCalls = Record<keyof SessionStore, number>;
+/** The session methods of a store, required port and capabilities alike. */
+type SessionMethod =
+  | keyof SessionStore
+  | 'createCapped'
+  | 'updateData'
+  | 'listByUser'
+  | 'deleteByUser'
+  | 'deleteExpired';
+export type StoreCalls = Record<SessionMethod & keyof LatchkeyStore, number>;
 
 /** Wraps a real store and counts every call made to it, so tests can assert store traffic. */
 export function countCalls<T extends SessionStore>(store: T): { store: T; calls: StoreCalls } {
   const calls: StoreCalls = {
     create: 0,
+    createCapped: 0,
     get: 0,
     touch: 0,
     updateData: 0,

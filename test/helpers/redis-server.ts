@@ -5,7 +5,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { RedisStore, type RedisStoreOptions } from 'latchkey/stores/redis';
 import { createClient } from 'redis';
+import { afterEach, beforeEach } from 'vitest';
 
 const run = promisify(execFile);
 
@@ -34,6 +36,50 @@ export async function redisUnavailable(url = REDIS_URL): Promise<string | null> 
   } finally {
     if (client.isOpen) client.destroy();
   }
+}
+
+/** A plain client of its own, to read and write the store's keys behind its back. */
+const adminClient = () => createClient({ url: REDIS_URL });
+
+/** What {@link useRedisStore} gives each test. */
+export interface RedisFixture {
+  readonly store: RedisStore;
+  readonly admin: ReturnType<typeof adminClient>;
+  readonly prefix: string;
+}
+
+/**
+ * A fresh store (own prefix) and an admin client on the shared Redis for each test of the
+ * enclosing `describe`, both closed and the prefix emptied after it. An absent Redis skips the
+ * test with the reason, or fails it under `LATCHKEY_REQUIRE_SERVICES=1`.
+ */
+export function useRedisStore(options: RedisStoreOptions = {}): () => RedisFixture {
+  let fixture: RedisFixture | null = null;
+  beforeEach(async (context) => {
+    const reason = await redisUnavailable(REDIS_URL);
+    if (reason) {
+      if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(reason);
+      console.warn(`skipping: ${reason}`);
+      context.skip();
+    }
+    const prefix = randomPrefix();
+    const store = await RedisStore.connect(REDIS_URL, { ...options, prefix });
+    const admin = adminClient();
+    await admin.connect();
+    fixture = { store, admin, prefix };
+  });
+  afterEach(async () => {
+    if (!fixture) return;
+    const { store, admin, prefix } = fixture;
+    fixture = null;
+    await store.close();
+    admin.destroy();
+    await deletePrefix(REDIS_URL, prefix);
+  });
+  return () => {
+    if (!fixture) throw new Error('the Redis store is not open');
+    return fixture;
+  };
 }
 
 /** Null when the redis-server binary can be run, else why not. */
@@ -69,6 +115,24 @@ export async function unlinkMatching(client: ScanningClient, prefix: string): Pr
     // One key per UNLINK: on a cluster node the keys of a batch lie in different slots.
     await Promise.all(keys.map((key) => client.unlink([key])));
   }
+}
+
+/** Something that runs a Lua script on the node owning its key (a RedisStore's `client`). */
+type ScriptRunner = {
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+};
+
+/**
+ * Writes at session key `key` a hash the store cannot decode: every field a session has, but its
+ * `record` JSON cut short (as a torn or foreign write leaves it). Expires in a minute.
+ */
+export async function writeUndecodableSession(redis: ScriptRunner, key: string): Promise<void> {
+  const idle = String(Date.now() + 30 * 60_000);
+  await redis.eval(
+    `redis.call('HSET', KEYS[1], 'record', ARGV[1], 'userId', 'user-1', 'lastSeenAt', ARGV[2], 'idleExpiresAt', ARGV[2])
+return redis.call('PEXPIRE', KEYS[1], 60000)`,
+    { keys: [key], arguments: ['{"id":"cut short","userId":"user-1","createdAt":', idle] },
+  );
 }
 
 /** A loopback TCP port nobody listens on (and, for a cluster bus, port + 10000 too). */

@@ -131,4 +131,21 @@ describe('configuration: flags > LATCHKEY_* > --config file > defaults, one sche
       'postgres://app:***@db.internal:5432/auth?password=***',
     );
   });
+
+  it('every CLI command reads the same settings, --config included', async () => {
+    const file = configFile({ db: temp.db });
+    const listed = await runCli(['user', 'list', '--json', '--config', file]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain('"username":"ada"');
+    const fromEnv = await runCli(['user', 'list', '--json'], { env: { LATCHKEY_CONFIG: file } });
+    expect(fromEnv.stdout).toContain('"username":"ada"');
+    // A flag beats the file, as for serve.
+    const other = join(temp.dir, 'other.db');
+    const flagged = await runCli(['user', 'list', '--json', '--config', file, '--db', other]);
+    expect(flagged).toMatchObject({ code: 0, stdout: '' });
+    const bad = await runCli(['sessions', 'list', '--config', configFile({ idleTimout: '5m' })]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/unknown key "idleTimout"/);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
 });

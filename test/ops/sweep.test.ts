@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jittered } from '../../src/server/sweep.js';
-import { PostgresStore } from '../../src/stores/postgres.js';
-import { addUser, tempDir, useServe } from '../helpers/cli.js';
+import { PostgresStore } from '../../src/stores/postgres/index.js';
+import { addUser, runCli, tempDir, useServe } from '../helpers/cli.js';
 import {
+  admin,
   dropSchema,
   POSTGRES_URL,
   randomSchema,
@@ -127,6 +129,40 @@ describe('PostgreSQL: one sweeper at a time', () => {
       await a.close();
       await b.close();
       await dropSchema(schema);
+    }
+  });
+
+  it('latchkey sweep is the same sweep: it skips while another process holds the lock', async (context) => {
+    await requirePostgres(context);
+    const database = `latchkey_sweep_${randomBytes(6).toString('hex')}`;
+    await admin(`CREATE DATABASE ${database}`);
+    const url = new URL(POSTGRES_URL);
+    url.pathname = `/${database}`;
+    const holder = await PostgresStore.connect(url.toString());
+    try {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let started!: () => void;
+      const inside = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      const sweeping = holder.sweepExclusive(async () => {
+        started();
+        await held;
+      });
+      await inside;
+      const skipped = await runCli(['sweep', '--store', url.toString()]);
+      expect(skipped).toMatchObject({ code: 0, stdout: '0\n' });
+      expect(skipped.stderr).toMatch(/another process is sweeping/);
+      release();
+      await sweeping;
+      const swept = await runCli(['sweep', '--store', url.toString()]);
+      expect(swept).toMatchObject({ code: 0, stdout: '0\n', stderr: '' });
+    } finally {
+      await holder.close();
+      await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     }
   });
 });

@@ -1,11 +1,13 @@
 import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { escapeHtml } from '../../src/http/shared.js';
 import { CsrfTokens, Latchkey, MemoryStore } from '../../src/index.js';
-import { type AppOptions, clientIp, createApp } from '../../src/server/app.js';
-import { isLoopback, readServeConfig } from '../../src/server/config.js';
-import { escapeHtml, html } from '../../src/server/html.js';
-import { SqliteStore } from '../../src/stores/sqlite.js';
+import { type AppOptions, createApp } from '../../src/server/app.js';
+import { html } from '../../src/server/html.js';
+import { clientIp, isLoopback } from '../../src/server/request.js';
+import { readServeSettings } from '../../src/server/settings.js';
+import { SqliteStore } from '../../src/stores/sqlite/index.js';
 
 const PASSWORD = 'correct horse battery';
 const NAVIGATE = { accept: 'text/html', 'sec-fetch-mode': 'navigate' };
@@ -555,7 +557,7 @@ describe('a cross-site navigation without the SameSite=Strict cookie', () => {
 
 describe('configuration and client addresses', () => {
   it('defaults to 127.0.0.1:3000 and ./latchkey.db; flags beat LATCHKEY_* variables', () => {
-    expect(readServeConfig([], {})).toMatchObject({
+    expect(readServeSettings([], {})).toMatchObject({
       host: '127.0.0.1',
       port: 3000,
       db: './latchkey.db',
@@ -571,18 +573,25 @@ describe('configuration and client addresses', () => {
       LATCHKEY_IDLE_TIMEOUT: '2s',
       LATCHKEY_ALLOW_SIGNUP: 'true',
     };
-    expect(readServeConfig(['--port', '5000'], env)).toMatchObject({
+    expect(readServeSettings(['--port', '5000'], env)).toMatchObject({
       port: 5000,
       idleTimeout: 2000,
       allowSignup: true,
     });
-    expect(readServeConfig(['--help'], {})).toBeNull();
+    expect(readServeSettings(['--help'], {})).toBeNull();
   });
 
   it('knows which hosts browsers treat as secure over plain http', () => {
     for (const host of ['localhost', '127.0.0.1', '127.8.9.1', '::1', '[::1]'])
       expect(isLoopback(host)).toBe(true);
     for (const host of ['0.0.0.0', '192.168.1.2', 'example.com', '::'])
+      expect(isLoopback(host)).toBe(false);
+  });
+
+  it('reads a Host header (any port) with the same loopback check', () => {
+    for (const host of ['localhost:3000', 'LOCALHOST', '127.0.0.1:8080', '[::1]:3000'])
+      expect(isLoopback(host)).toBe(true);
+    for (const host of ['evil.example:3000', 'localhost.evil.example', '127.0.0.1.nip.io:80'])
       expect(isLoopback(host)).toBe(false);
   });
 

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Latchkey, type SessionRecord } from 'latchkey';
+import { ConfigError, Latchkey, type SessionRecord, Sessions } from 'latchkey';
 import { migrate, PostgresStore } from 'latchkey/stores/postgres';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { attemptRuleOf } from '../../src/core/throttle.js';
 import { FakeClock } from '../helpers/clock.js';
 import {
   admin,
@@ -144,24 +145,44 @@ describe('PostgreSQL store', () => {
 
   it('capped creates from several pools at once never exceed the cap', async () => {
     const stores = await Promise.all([openStore(), openStore(), openStore()]);
-    for (const policy of ['evict-oldest', 'reject'] as const) {
-      const cap = { max: 3, policy };
-      const userId = `capped-${policy}`;
-      const results = await Promise.all(
-        Array.from({ length: 30 }, (_, i) =>
-          stores[i % 3]?.store.create(record({ userId, createdAt: Date.now() + i }), cap),
-        ),
-      );
-      const live = await stores[0]?.store.listByUser(userId, Date.now());
-      expect(live).toHaveLength(3);
-      if (policy === 'reject') expect(results.filter((r) => r?.created)).toHaveLength(3);
-      else expect(results.flatMap((r) => r?.evicted ?? [])).toHaveLength(27);
-    }
+    const userId = 'capped';
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        stores[i % 3]?.store.createCapped(record({ userId, createdAt: Date.now() + i }), 3),
+      ),
+    );
+    expect(await stores[0]?.store.listByUser(userId, Date.now())).toHaveLength(3);
+    expect(results.filter(Boolean)).toHaveLength(3);
+  });
+
+  it('logins from several pools at once under evict-oldest never exceed the cap', async () => {
+    const stores = await Promise.all([openStore(), openStore(), openStore()]);
+    const userId = 'capped-evict-oldest';
+    const evicted: string[] = [];
+    const engines = stores.map(
+      ({ store }) =>
+        new Sessions({
+          store,
+          maxSessionsPerUser: 3,
+          onEvent: (event) => {
+            if (event.type === 'evicted') evicted.push(event.sessionId);
+          },
+        }),
+    );
+    await Promise.all(Array.from({ length: 30 }, (_, i) => engines[i % 3]?.create(userId)));
+    expect(await stores[0]?.store.listByUser(userId, Date.now())).toHaveLength(3);
+    expect(evicted).toHaveLength(27);
   });
 
   it('a burst of 200 attempts from two pools counts exactly to the limit', async () => {
     const [a, b] = await Promise.all([openStore(), openStore()]);
-    const rule = { windowMs: 60_000, limit: 10, freeAttempts: 1000, baseDelayMs: 1, maxDelayMs: 1 };
+    const rule = attemptRuleOf({
+      windowMs: 60_000,
+      limit: 10,
+      freeAttempts: 1000,
+      baseDelayMs: 1,
+      maxDelayMs: 1,
+    });
     const now = Date.now();
     const decisions = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
@@ -170,6 +191,21 @@ describe('PostgreSQL store', () => {
     );
     expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
     expect(Math.max(...decisions.map((d) => d.count))).toBe(10);
+  });
+
+  it('an attempt waits as long as the rule’s table says, whatever its shape', async () => {
+    const { store } = await openStore();
+    const rule = { windowMs: 60_000, limit: 10, freeAttempts: 1, delays: [700, 30, 5000] };
+    let at = Date.now();
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      expect((await store.consumeAttempt('table', at, rule)).allowed).toBe(true);
+      const refused = await store.consumeAttempt('table', at, rule);
+      expect(refused.allowed).toBe(false);
+      waits.push(refused.retryAt - at);
+      at = refused.retryAt;
+    }
+    expect(waits).toEqual([700, 30, 5000, 5000, 5000]);
   });
 
   it('parallel remember-me rotations from two pools: exactly one wins', async () => {
@@ -365,5 +401,98 @@ describe('PostgreSQL connect', () => {
     expect(await terminate(applicationName)).toBeGreaterThan(0);
     await until(() => store.pool.totalCount === 0);
     expect((await store.get(created.id))?.id).toBe(created.id);
+  });
+});
+
+describe('PostgreSQL undecodable rows', () => {
+  /** Writes `good` with some columns replaced by raw SQL text (JSON the store cannot read). */
+  async function insertRaw(good: SessionRecord, user: string, data: string): Promise<void> {
+    await admin(
+      `INSERT INTO "${schema}".latchkey_sessions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [
+        good.id,
+        good.userId,
+        good.createdAt,
+        good.lastSeenAt,
+        good.idleExpiresAt,
+        good.absoluteExpiresAt,
+        good.authenticatedAt,
+        good.ip,
+        good.userAgent,
+        user,
+        data,
+      ],
+    );
+  }
+
+  for (const cache of [false, true]) {
+    it(`read as no session, are never cached, and lists leave them out${cache ? ' (validation cache on)' : ''}`, async () => {
+      const { store } = await openStore({ cache });
+      const good = record({ data: { theme: 'dark' } });
+      await store.create(good);
+      const bad: [string, string][] = [
+        ['{"name": "Ada"', '{}'],
+        ['{}', 'not json'],
+        ['{}', '[1, 2]'],
+        ['null', '{}'],
+        ['"Ada"', '{}'],
+        ['{}', '42'],
+      ];
+      const ids: string[] = [];
+      for (const [user, data] of bad) {
+        const row = record();
+        await insertRaw(row, user, data);
+        ids.push(row.id);
+      }
+      for (let round = 0; round < 2; round++) {
+        for (const id of ids) expect(await store.get(id)).toBeNull();
+      }
+      expect(store.cache?.size() ?? 0).toBe(0);
+      expect(await store.get(good.id)).toEqual(good);
+      expect(await store.listByUser(good.userId, good.createdAt)).toEqual([good]);
+      // Deleting one is allowed, and counted as the row it is.
+      expect(await store.delete(ids[0] as string)).toBe(true);
+      expect(await store.deleteByUser(good.userId, good.id)).toBe(ids.length - 1);
+    });
+  }
+});
+
+describe('PostgreSQL options', () => {
+  it('bad options are a ConfigError that names them, before any connection', async () => {
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL });
+    cleanups.push(() => pool.end());
+    const refused: [unknown, RegExp][] = [
+      [() => new PostgresStore({} as never), /pool/],
+      [() => new PostgresStore(null as never), /pool/],
+      [() => new PostgresStore(pool, { cache: 'yes' } as never), /cache/],
+      [() => new PostgresStore(pool, { cache: { maxEntries: 0 } }), /cache\.maxEntries/],
+      [() => new PostgresStore(pool, { schema: 'a-b' }), /schema/],
+      [() => new PostgresStore(pool, null as never), /options/],
+    ];
+    for (const [open, named] of refused) {
+      expect(open).toThrow(ConfigError);
+      expect(open).toThrow(named);
+    }
+    await expect(PostgresStore.connect(42 as never)).rejects.toThrow(ConfigError);
+    for (const connectTimeout of [0, 1.5, Number.NaN]) {
+      await expect(PostgresStore.connect(POSTGRES_URL, { connectTimeout })).rejects.toThrow(
+        /connectTimeout/,
+      );
+      await expect(PostgresStore.connect(POSTGRES_URL, { connectTimeout })).rejects.toThrow(
+        ConfigError,
+      );
+    }
+    await expect(migrate({} as never)).rejects.toThrow(ConfigError);
+  });
+
+  it('a URL pg cannot parse is a ConfigError; a server that refuses is not', async () => {
+    await expect(
+      PostgresStore.connect('postgres://a:b@host:notaport/db', { schema }),
+    ).rejects.toThrow(ConfigError);
+    const url = new URL(POSTGRES_URL);
+    url.port = '1';
+    const refused = PostgresStore.connect(url.toString(), { schema });
+    await expect(refused).rejects.toThrow(/ECONNREFUSED/);
+    await expect(refused).rejects.not.toBeInstanceOf(ConfigError);
   });
 });

@@ -1,39 +1,18 @@
 import type { SessionRecord } from 'latchkey';
-import { RedisStore } from 'latchkey/stores/redis';
-import { createClient } from 'redis';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { record } from '../contract/session-store-contract.js';
-import {
-  deletePrefix,
-  REDIS_URL,
-  randomPrefix,
-  redisUnavailable,
-} from '../helpers/redis-server.js';
+import type { RedisStore } from 'latchkey/stores/redis';
+import { record } from 'latchkey/testing';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { type RedisFixture, useRedisStore } from '../helpers/redis-server.js';
 
 const BOUND = 8192;
 
 describe('RedisStore session data layout', () => {
+  const redis = useRedisStore();
   let prefix = '';
   let store: RedisStore;
-  let admin: ReturnType<typeof createClient>;
-
-  beforeEach(async (context) => {
-    const reason = await redisUnavailable(REDIS_URL);
-    if (reason) {
-      if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(reason);
-      console.warn(`skipping: ${reason}`);
-      context.skip();
-    }
-    prefix = randomPrefix();
-    store = await RedisStore.connect(REDIS_URL, { prefix });
-    admin = createClient({ url: REDIS_URL });
-    await admin.connect();
-  });
-
-  afterEach(async () => {
-    await store?.close();
-    admin?.destroy();
-    await deletePrefix(REDIS_URL, prefix);
+  let admin: RedisFixture['admin'];
+  beforeEach(() => {
+    ({ store, admin, prefix } = redis());
   });
 
   it('keeps one hash field per data key, each value as the JSON it was given', async () => {

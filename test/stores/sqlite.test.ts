@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ConfigError } from 'latchkey';
 import { SqliteStore } from 'latchkey/stores/sqlite';
+import { record } from 'latchkey/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { record } from '../contract/session-store-contract.js';
 
 const run = promisify(execFile);
 let dir: string;
@@ -40,19 +41,43 @@ describe('SqliteStore', () => {
     await store.close();
   });
 
-  it('several processes creating sessions for one user on one file respect the cap', async () => {
+  it('several processes creating capped sessions for one user on one file never pass the cap', async () => {
     const file = join(dir, 'shared.db');
     await new SqliteStore(file).close();
     const child = `
-      import { SqliteStore } from ${JSON.stringify(new URL('../../dist/stores/sqlite.js', import.meta.url).href)};
+      import { SqliteStore } from ${JSON.stringify(new URL('../../dist/stores/sqlite/index.js', import.meta.url).href)};
       import { randomBytes } from 'node:crypto';
       const store = new SqliteStore(process.argv[1]);
       const now = Date.now();
+      let created = 0;
       for (let i = 0; i < 40; i++) {
-        await store.create({ id: randomBytes(32).toString('base64url'), userId: 'shared-user', createdAt: now + i,
+        const record = { id: randomBytes(32).toString('base64url'), userId: 'shared-user', createdAt: now + i,
           lastSeenAt: now, idleExpiresAt: now + 3_600_000, absoluteExpiresAt: now + 7_200_000, authenticatedAt: now,
-          ip: null, userAgent: null, user: {}, data: {} }, { max: 5, policy: 'evict-oldest' });
+          ip: null, userAgent: null, user: {}, data: {} };
+        if (await store.createCapped(record, 5)) created++;
       }
+      await store.close();
+      process.stdout.write(String(created));`;
+    const runs = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        run(process.execPath, ['--input-type=module', '-e', child, file]),
+      ),
+    );
+    expect(runs.reduce((sum, { stdout }) => sum + Number(stdout), 0)).toBe(5);
+    const store = new SqliteStore(file);
+    expect(await store.listByUser('shared-user', Date.now())).toHaveLength(5);
+    await store.close();
+  });
+
+  it('several processes logging one user in on one file (evict-oldest) respect the cap', async () => {
+    const file = join(dir, 'shared.db');
+    await new SqliteStore(file).close();
+    const child = `
+      import { Sessions } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+      import { SqliteStore } from ${JSON.stringify(new URL('../../dist/stores/sqlite/index.js', import.meta.url).href)};
+      const store = new SqliteStore(process.argv[1]);
+      const sessions = new Sessions({ store, maxSessionsPerUser: 5 });
+      for (let i = 0; i < 40; i++) await sessions.create('shared-user');
       await store.close();`;
     await Promise.all(
       Array.from({ length: 4 }, () =>
@@ -71,7 +96,7 @@ describe('SqliteStore', () => {
     await setup.create(shared);
     await setup.close();
     const child = `
-      import { SqliteStore } from ${JSON.stringify(new URL('../../dist/stores/sqlite.js', import.meta.url).href)};
+      import { SqliteStore } from ${JSON.stringify(new URL('../../dist/stores/sqlite/index.js', import.meta.url).href)};
       const [file, id, worker] = process.argv.slice(1);
       const store = new SqliteStore(file);
       for (let i = 0; i < 50; i++) {
@@ -91,5 +116,65 @@ describe('SqliteStore', () => {
     expect(data['w3-49']).toEqual([49, { worker: 'w3' }]);
     expect(await store.get(shared.id)).toEqual({ ...shared, data });
     await store.close();
+  });
+
+  it('a row that does not decode reads as no session, and lists leave it out', async () => {
+    const store = new SqliteStore(join(dir, 'sessions.db'));
+    const good = record();
+    await store.create(good);
+    const insert = store.db.prepare(
+      `INSERT INTO latchkey_sessions (id, user_id, created_at, last_seen_at, idle_expires_at,
+         absolute_expires_at, authenticated_at, ip, user_agent, user, data)
+       VALUES (@id, @userId, @createdAt, @lastSeenAt, @idleExpiresAt, @absoluteExpiresAt,
+         @authenticatedAt, @ip, @userAgent, @user, @data)`,
+    );
+    const json = { user: '{}', data: '{}' };
+    const bad = [
+      { ...json, user: '{"name": "Ada"' },
+      { ...json, data: 'not json' },
+      { ...json, data: '[1, 2]' },
+      { ...json, user: 'null' },
+      { ...json, user: '"Ada"' },
+      { ...json, createdAt: 'yesterday' },
+      { ...json, lastSeenAt: '12:00' },
+      { ...json, userId: Buffer.from('user-1') },
+      { ...json, userAgent: Buffer.from('curl') },
+    ];
+    const ids: string[] = [];
+    for (const columns of bad) {
+      const { id, ...fields } = record();
+      insert.run({ ...fields, ...columns, id });
+      ids.push(id);
+    }
+    for (const id of ids) expect(await store.get(id)).toBeNull();
+    // In one batch, the good record is unaffected by its neighbours.
+    const batch = await Promise.all([...ids, good.id].map((id) => store.get(id)));
+    expect(batch).toEqual([...ids.map(() => null), good]);
+    expect(await store.listByUser(good.userId, good.createdAt)).toEqual([good]);
+    await store.close();
+  });
+
+  it('refuses bad options with a ConfigError that names them', () => {
+    for (const busyTimeout of [-1, Number.NaN, Number.POSITIVE_INFINITY, '5000']) {
+      expect(() => new SqliteStore(':memory:', { busyTimeout } as never)).toThrow(ConfigError);
+      expect(() => new SqliteStore(':memory:', { busyTimeout } as never)).toThrow(/busyTimeout/);
+    }
+    for (const file of [42, null, undefined, {}]) {
+      expect(() => new SqliteStore(file as never)).toThrow(ConfigError);
+      expect(() => new SqliteStore(file as never)).toThrow(/file/);
+    }
+    expect(() => new SqliteStore(join(dir, 'no-such-dir', 'sessions.db'))).toThrow(ConfigError);
+    expect(() => new SqliteStore(':memory:', null as never)).toThrow(ConfigError);
+  });
+
+  it('an open database passed in is left open by close', async () => {
+    const store = new SqliteStore(join(dir, 'sessions.db'));
+    const shared = new SqliteStore(store.db);
+    const created = record();
+    await shared.create(created);
+    await shared.close();
+    expect(await store.get(created.id)).toEqual(created);
+    await store.close();
+    expect(store.db.open).toBe(false);
   });
 });

@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import type { UserStore } from './capabilities.js';
+import {
+  CredentialError,
+  checkNewPassword,
+  hashPassword,
+  needsRehash,
+  normalizeUsername,
+  usernameKey,
+  verifyDummyPassword,
+  verifyPassword,
+} from './credentials.js';
+import { callStore } from './errors.js';
+import type { CredentialCheck, PasswordCheck, SessionAccount } from './password-check.js';
+import type { SignOut } from './sign-out.js';
+import type { JsonObject, SessionRecord, UserRecord } from './store.js';
+
+/** An account as shown to people and tools: never the password hash. */
+export interface UserInfo {
+  readonly id: string;
+  readonly username: string;
+  readonly createdAt: number;
+  readonly disabled: boolean;
+}
+
+/**
+ * Latchkey's own accounts, over a {@link UserStore}: sign-up, lookup, passwords and disabling.
+ * A change that must end the user's sessions checks the session store can, before it writes.
+ */
+export class Accounts implements PasswordCheck {
+  constructor(
+    private readonly users: UserStore,
+    private readonly signOut: SignOut,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * Adds an account to the user store. Throws {@link CredentialError} for an unusable username or
+   * password or a taken username (compared after NFC and case folding).
+   */
+  async createUser(username: unknown, password: unknown): Promise<UserInfo> {
+    const name = normalizeUsername(username);
+    if (name === null) {
+      throw new CredentialError(
+        'invalid_username',
+        'Username must be 1 to 64 characters, without control characters.',
+      );
+    }
+    checkNewPassword(password);
+    const key = usernameKey(name);
+    const taken = new CredentialError('username_taken', 'That username is taken.');
+    if (await callStore(() => this.users.findUserByKey(key))) throw taken;
+    const record: UserRecord = {
+      id: randomUUID(),
+      username: name,
+      usernameKey: key,
+      passwordHash: await hashPassword(password),
+      createdAt: this.now(),
+      disabled: false,
+    };
+    if (!(await callStore(() => this.users.createUser(record)))) throw taken;
+    return infoOf(record);
+  }
+
+  /** The account named `username` (compared after NFC and case folding), or null. */
+  async findUser(username: string): Promise<UserInfo | null> {
+    const name = normalizeUsername(username);
+    if (name === null) return null;
+    const record = await callStore(() => this.users.findUserByKey(usernameKey(name)));
+    return record && infoOf(record);
+  }
+
+  /** Every account, oldest first. */
+  async listUsers(): Promise<UserInfo[]> {
+    return (await callStore(() => this.users.listUsers())).map(infoOf);
+  }
+
+  /**
+   * Sets a new password, forgets every remember-me token of the user and, unless
+   * `signOutOthers` is false, ends every session except `keepSession`. False when there is no
+   * such user. Throws {@link CredentialError}.
+   */
+  async changePassword(
+    userId: string,
+    password: unknown,
+    options: { keepSession?: string; signOutOthers?: boolean } = {},
+  ): Promise<boolean> {
+    const signOutOthers = options.signOutOthers !== false;
+    if (signOutOthers) this.signOut.requireIndex('changePassword');
+    checkNewPassword(password);
+    const passwordHash = await hashPassword(password);
+    if (!(await callStore(() => this.users.updateUser(userId, { passwordHash })))) return false;
+    if (signOutOthers) await this.signOut.others(userId, options.keepSession);
+    await this.signOut.forgetRemembered(userId);
+    return true;
+  }
+
+  /** Blocks logins and ends all the user's sessions. False when there is no such user. */
+  async disableUser(userId: string): Promise<boolean> {
+    this.signOut.requireIndex('disableUser');
+    if (!(await callStore(() => this.users.updateUser(userId, { disabled: true })))) return false;
+    await this.signOut.everywhere(userId, 'disableUser');
+    return true;
+  }
+
+  /** Allows logins again. False when there is no such user. */
+  enableUser(userId: string): Promise<boolean> {
+    return callStore(() => this.users.updateUser(userId, { disabled: false }));
+  }
+
+  /** Deletes the account and ends all its sessions. False when there is no such user. */
+  async deleteUser(userId: string): Promise<boolean> {
+    this.signOut.requireIndex('deleteUser');
+    if (!(await callStore(() => this.users.deleteUser(userId)))) return false;
+    await this.signOut.everywhere(userId, 'deleteUser');
+    return true;
+  }
+
+  async check(username: string, password: string): Promise<CredentialCheck> {
+    const name = normalizeUsername(username);
+    const record = name && (await callStore(() => this.users.findUserByKey(usernameKey(name))));
+    if (!record) {
+      await verifyDummyPassword(password);
+      return { userId: null, user: null };
+    }
+    const matches = await verifyPassword(record.passwordHash, password);
+    if (!matches || record.disabled) return { userId: record.id, user: null };
+    if (needsRehash(record.passwordHash)) {
+      const passwordHash = await hashPassword(password);
+      await callStore(() => this.users.updateUser(record.id, { passwordHash }));
+    }
+    return { userId: record.id, user: snapshotOf(record) };
+  }
+
+  async accountOf(session: SessionRecord): Promise<SessionAccount | null> {
+    const record = await callStore(() => this.users.findUserById(session.userId));
+    if (!record || record.disabled) return null;
+    return {
+      key: record.usernameKey,
+      verify: (password) => verifyPassword(record.passwordHash, password),
+    };
+  }
+
+  async rememberedUser(userId: string): Promise<JsonObject | null> {
+    const record = await callStore(() => this.users.findUserById(userId));
+    return record && !record.disabled ? snapshotOf(record) : null;
+  }
+}
+
+/** The user snapshot kept in a session, so a request needs no user lookup. */
+export function snapshotOf(user: { id: string; username: string }): JsonObject {
+  return { id: user.id, username: user.username };
+}
+
+function infoOf(record: UserRecord): UserInfo {
+  const { id, username, createdAt, disabled } = record;
+  return { id, username, createdAt, disabled };
+}

@@ -1,0 +1,310 @@
+import { type Accounts, snapshotOf, type UserInfo } from './accounts.js';
+import type { HostCookie } from './cookies.js';
+import { CredentialError, passwordProblem, usernameKey } from './credentials.js';
+import { callStore } from './errors.js';
+import type { EventListener } from './events.js';
+import { noUsers, type PasswordCheck } from './password-check.js';
+import type { RememberTokens } from './remember.js';
+import type { NewSession, Sessions } from './sessions.js';
+import type { SignOut } from './sign-out.js';
+import type { JsonObject, SessionRecord } from './store.js';
+import type { LoginThrottle } from './throttle.js';
+
+/** What a login or sign-up reads from untrusted input (a form or JSON body). */
+export interface Credentials {
+  readonly username?: unknown;
+  readonly password?: unknown;
+  /** `true` asks for a remember-me token (when configured); anything else does not. */
+  readonly remember?: unknown;
+}
+
+/** The request a login comes from. */
+export interface LoginContext {
+  readonly ip?: string | null;
+  readonly userAgent?: string | null;
+  /** The request's `Cookie` header: any session it names is ended (no fixation). */
+  readonly cookie?: string | null;
+}
+
+export interface StartedSession {
+  readonly session: SessionRecord;
+  /** Send every value as its own `Set-Cookie` header. */
+  readonly setCookie: readonly string[];
+}
+
+/** Too many recent attempts on this account or from this IP; nothing was checked. */
+export interface Throttled {
+  readonly ok: false;
+  readonly error: 'too_many_attempts';
+  readonly retryAfterSeconds: number;
+}
+
+export type LoginResult =
+  | (StartedSession & { readonly ok: true; readonly user: JsonObject })
+  | {
+      readonly ok: false;
+      /**
+       * `invalid_request`: a field is missing, not a string or oversize (decided before hashing).
+       * `invalid_credentials`: unknown user, wrong password or disabled account, never told apart.
+       */
+      readonly error: 'invalid_credentials' | 'invalid_request';
+    }
+  | Throttled;
+
+/**
+ * A sensitive change may go ahead: `session` is the caller's session, rotated (with new cookies
+ * in `setCookie`) when the password was just confirmed.
+ */
+export type Reauthentication =
+  | { readonly ok: true; readonly session: SessionRecord; readonly setCookie: readonly string[] }
+  | { readonly ok: false; readonly error: 'reauthentication_required' }
+  | Throttled;
+
+export type SignupResult =
+  | (StartedSession & { readonly ok: true; readonly user: JsonObject })
+  | {
+      readonly ok: false;
+      readonly error: CredentialError['code'];
+      /** Safe to show the person signing up. */
+      readonly message: string;
+    };
+
+/** What a login is made of; the facade builds each part from its options. */
+export interface LoginParts {
+  readonly sessions: Sessions;
+  readonly sessionCookie: HostCookie;
+  readonly passwords: PasswordCheck;
+  /** Latchkey's own accounts, for sign-up; null when the app keeps its own. */
+  readonly accounts: Accounts | null;
+  readonly throttle: LoginThrottle | null;
+  readonly remember: RememberTokens | null;
+  readonly signOut: SignOut;
+  readonly reauthWindow: number;
+  readonly now: () => number;
+  readonly emit: EventListener;
+}
+
+/** Login usernames longer than this are refused unread; latchkey's own accounts allow 64. */
+const MAX_LOGIN_USERNAME = 256;
+
+/**
+ * Logging in and out with cookies: password logins (throttled), sign-up, re-authentication, and
+ * remember-me tokens (issued at login, used when the session cookie is gone, forgotten at logout).
+ */
+export class Login {
+  constructor(private readonly parts: LoginParts) {}
+
+  /**
+   * Checks a username and password and starts a session. Every failure to match is the same
+   * `invalid_credentials`, and takes as long whether or not the account exists.
+   */
+  async login(credentials: Credentials, context: LoginContext = {}): Promise<LoginResult> {
+    const input = readLoginInput(credentials);
+    if (!input) return { ok: false, error: 'invalid_request' };
+    const { passwords, remember, emit } = this.parts;
+    const throttleKey = usernameKey(input.username);
+    const throttled = await this.countAttempt(throttleKey, null, context);
+    if (throttled) return throttled;
+    const check = await passwords.check(input.username, input.password);
+    if (!check.user) {
+      emit({ type: 'login_failed', userId: check.userId, ip: context.ip ?? null });
+      return { ok: false, error: 'invalid_credentials' };
+    }
+    await this.attemptSucceeded(throttleKey);
+    const result = await this.startLoggedIn(check.userId, check.user, context);
+    emit({ type: 'login_succeeded', session: result.session, via: 'password' });
+    if (!remember) return result;
+    // A token this browser held from an earlier login is replaced, never left behind.
+    const previous = remember.cookie.read(context.cookie).value;
+    if (previous !== null) await callStore(() => remember.forget(previous));
+    if (credentials.remember !== true) {
+      const setCookie = previous === null ? [] : [remember.cookie.blank()];
+      return { ...result, setCookie: [...result.setCookie, ...setCookie] };
+    }
+    const rememberCookie = await callStore(() => remember.issue(check.userId));
+    return { ...result, setCookie: [...result.setCookie, rememberCookie] };
+  }
+
+  /**
+   * Whether the user behind `session` may make a sensitive change now: yes after a password login
+   * within `reauthWindow` (a remember-me login does not count), or when `password` is theirs —
+   * which renews the session id and its authentication time. Password guesses count against the
+   * account's login limit.
+   */
+  async reauthenticate(
+    session: SessionRecord,
+    password: unknown,
+    context: LoginContext = {},
+  ): Promise<Reauthentication> {
+    if (this.isRecentLogin(session)) return { ok: true, session, setCookie: [] };
+    const problem = passwordProblem(password);
+    if (problem === 'missing' || problem === 'too_long') {
+      return { ok: false, error: 'reauthentication_required' };
+    }
+    const account = await this.parts.passwords.accountOf(session);
+    if (!account) return { ok: false, error: 'reauthentication_required' };
+    const throttled = await this.countAttempt(account.key, session.userId, context);
+    if (throttled) return throttled;
+    if (!(await account.verify(password as string))) {
+      this.parts.emit({ type: 'login_failed', userId: session.userId, ip: context.ip ?? null });
+      return { ok: false, error: 'reauthentication_required' };
+    }
+    await this.attemptSucceeded(account.key);
+    const rotated = await this.rotateSession(session, { authenticatedAt: this.parts.now() });
+    return { ok: true, ...rotated };
+  }
+
+  /**
+   * Whether this session proved the password within `reauthWindow`. A session restored from
+   * remember-me carries its token chain's login time, which predates the session itself: it
+   * never counts, however recent that login.
+   */
+  isRecentLogin(session: SessionRecord): boolean {
+    return (
+      session.authenticatedAt >= session.createdAt &&
+      this.parts.now() - session.authenticatedAt <= this.parts.reauthWindow
+    );
+  }
+
+  /** Creates an account (see `Accounts.createUser`) and logs it in. */
+  async signup(credentials: Credentials, context: LoginContext = {}): Promise<SignupResult> {
+    const accounts = this.parts.accounts;
+    if (!accounts) throw noUsers();
+    let user: UserInfo;
+    try {
+      user = await accounts.createUser(credentials?.username, credentials?.password);
+    } catch (error) {
+      if (!(error instanceof CredentialError)) throw error;
+      return { ok: false, error: error.code, message: error.message };
+    }
+    return this.startLoggedIn(user.id, snapshotOf(user), context);
+  }
+
+  /**
+   * Logs a user in: ends any session the request already carried (no fixation, no promotion of a
+   * pre-login session) and issues a new token in a fresh cookie.
+   */
+  async startSession(
+    userId: string,
+    input: NewSession = {},
+    cookieHeader: string | null = null,
+  ): Promise<StartedSession> {
+    const { sessions, sessionCookie } = this.parts;
+    const previous = sessionCookie.read(cookieHeader);
+    if (previous.value !== null) await sessions.logout(previous.value);
+    const { session, token } = await sessions.create(userId, input);
+    return { session, setCookie: [sessionCookie.serialize(token)] };
+  }
+
+  /** Logs out whoever `cookieHeader` names and gives the cookies that clear it in the browser. */
+  async endSession(
+    cookieHeader: string | null,
+  ): Promise<{ session: SessionRecord | null; setCookie: readonly string[] }> {
+    const { sessions, sessionCookie, remember } = this.parts;
+    const current = sessionCookie.read(cookieHeader);
+    const session = current.value === null ? null : await sessions.logout(current.value);
+    const setCookie = [sessionCookie.blank()];
+    if (remember) {
+      const token = remember.cookie.read(cookieHeader).value;
+      await callStore(() => remember.forget(token));
+      setCookie.push(remember.cookie.blank());
+    }
+    return { session, setCookie };
+  }
+
+  /** Replaces a session's token (privilege change) and gives the new cookie. */
+  async rotateSession(
+    session: SessionRecord,
+    changes: { user?: JsonObject; authenticatedAt?: number } = {},
+  ): Promise<StartedSession> {
+    const rotated = await this.parts.sessions.rotate(session, changes);
+    return {
+      session: rotated.session,
+      setCookie: [this.parts.sessionCookie.serialize(rotated.token)],
+    };
+  }
+
+  /**
+   * A new session from the request's remember-me cookie (rotating the token), or none, with the
+   * cookies to set. A replayed rotated token is theft: the user is logged out everywhere.
+   */
+  async restore(
+    cookieHeader: string | null,
+    client: { readonly ip?: string | null; readonly userAgent?: string | null },
+  ): Promise<{ session: SessionRecord | null; setCookie: readonly string[] }> {
+    const { remember, sessions, sessionCookie, passwords, signOut, emit } = this.parts;
+    if (!remember) return NOTHING_RESTORED;
+    const read = remember.cookie.read(cookieHeader);
+    if (read.value === null) {
+      return read.reason === 'malformed'
+        ? { session: null, setCookie: [remember.cookie.blank()] }
+        : NOTHING_RESTORED;
+    }
+    const value = read.value;
+    const check = await callStore(() => remember.use(value));
+    if (check.status === 'theft') {
+      await signOut.afterTheft(check.userId);
+      emit({ type: 'theft_detected', userId: check.userId });
+    }
+    if (check.status !== 'valid') return { session: null, setCookie: [remember.cookie.blank()] };
+    const { userId } = check.record;
+    const user = await passwords.rememberedUser(userId);
+    if (!user) {
+      await signOut.forgetRemembered(userId);
+      return { session: null, setCookie: [remember.cookie.blank()] };
+    }
+    const { session, token } = await sessions.create(userId, {
+      user,
+      ip: client.ip ?? null,
+      userAgent: client.userAgent ?? null,
+      // The password login that started the token chain: a remembered login is never "recent".
+      authenticatedAt: check.record.createdAt,
+    });
+    emit({ type: 'login_succeeded', session, via: 'remember' });
+    return { session, setCookie: [sessionCookie.serialize(token), check.setCookie] };
+  }
+
+  /** Counts a login attempt; gives the refusal when over a limit, else null. */
+  private async countAttempt(
+    key: string,
+    userId: string | null,
+    context: LoginContext,
+  ): Promise<Throttled | null> {
+    const throttle = this.parts.throttle;
+    if (!throttle) return null;
+    const ip = context.ip ?? null;
+    const outcome = await callStore(() => throttle.attempt(key, ip));
+    if (outcome.allowed) return null;
+    const { retryAfterSeconds } = outcome;
+    this.parts.emit({ type: 'login_throttled', userId, ip, retryAfterSeconds });
+    return { ok: false, error: 'too_many_attempts', retryAfterSeconds };
+  }
+
+  private async attemptSucceeded(key: string): Promise<void> {
+    const throttle = this.parts.throttle;
+    if (throttle) await callStore(() => throttle.succeeded(key));
+  }
+
+  private async startLoggedIn(
+    userId: string,
+    user: JsonObject,
+    context: LoginContext,
+  ): Promise<StartedSession & { ok: true; user: JsonObject }> {
+    const { ip, userAgent, cookie } = context;
+    const started = await this.startSession(userId, { user, ip, userAgent }, cookie ?? null);
+    return { ok: true, ...started, user: started.session.user };
+  }
+}
+
+const NOTHING_RESTORED = Object.freeze({ session: null, setCookie: Object.freeze([]) });
+
+/** Login fields as strings within bounds, or null: decided before any hashing. */
+function readLoginInput(credentials: Credentials): { username: string; password: string } | null {
+  const username = credentials?.username;
+  const password = credentials?.password;
+  if (typeof username !== 'string' || typeof password !== 'string') return null;
+  if (username.trim().length === 0 || username.length > MAX_LOGIN_USERNAME) return null;
+  const problem = passwordProblem(password);
+  if (problem === 'missing' || problem === 'too_long') return null;
+  return { username: username.normalize('NFC').trim(), password };
+}

@@ -1,0 +1,77 @@
+import { usernameKey } from './credentials.js';
+import { ConfigError } from './errors.js';
+import type { JsonObject, SessionRecord } from './store.js';
+
+/**
+ * Checks a password against an app's own user table. Gives the user id (and optionally the
+ * snapshot to keep in the session), or null for any failure: latchkey reports all of them alike.
+ */
+export type VerifyCredentials = (
+  username: string,
+  password: string,
+) => Promise<{ userId: string; user?: JsonObject } | null>;
+
+/** The account behind a correct password (`user` set), or a failure naming the account tried when it exists. */
+export type CredentialCheck =
+  | { readonly userId: string; readonly user: JsonObject }
+  | { readonly userId: string | null; readonly user: null };
+
+/** The account behind a session: its throttle key and how to check its password. */
+export interface SessionAccount {
+  readonly key: string;
+  verify(password: string): Promise<boolean>;
+}
+
+/**
+ * Telling who someone is by password: latchkey's own accounts (`Accounts`) or the app's
+ * `verifyCredentials`. Store failures are `StoreUnavailableError`; every mismatch is a plain answer.
+ */
+export interface PasswordCheck {
+  /** A login's username and password; an unknown user costs as long as a wrong password. */
+  check(username: string, password: string): Promise<CredentialCheck>;
+  /** For re-authentication: the account behind `session`, or null when it is gone or disabled. */
+  accountOf(session: SessionRecord): Promise<SessionAccount | null>;
+  /** For remember-me: the snapshot of `userId`, or null when the account is gone or disabled. */
+  rememberedUser(userId: string): Promise<JsonObject | null>;
+}
+
+/** Passwords checked by the app's own user table. */
+export function appCredentials(verifyCredentials: VerifyCredentials): PasswordCheck {
+  return {
+    async check(username, password) {
+      const found = await verifyCredentials(username, password);
+      if (!found) return { userId: null, user: null };
+      return { userId: found.userId, user: found.user ?? { id: found.userId, username } };
+    },
+    async accountOf(session) {
+      const username = session.user.username;
+      if (typeof username !== 'string') return null;
+      return {
+        key: usernameKey(username),
+        verify: async (password) =>
+          (await verifyCredentials(username, password))?.userId === session.userId,
+      };
+    },
+    async rememberedUser(userId) {
+      return { id: userId };
+    },
+  };
+}
+
+/** Neither `users` nor `verifyCredentials`: sessions work, password checks are a ConfigError. */
+export const NO_PASSWORDS: PasswordCheck = {
+  check: usersRequired,
+  accountOf: usersRequired,
+  async rememberedUser(userId) {
+    return { id: userId };
+  },
+};
+
+async function usersRequired(): Promise<never> {
+  throw noUsers();
+}
+
+/** What account methods throw when latchkey keeps no accounts. */
+export function noUsers(): ConfigError {
+  return new ConfigError('users: this needs a UserStore (new Latchkey({ users, ... }))');
+}

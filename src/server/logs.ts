@@ -1,0 +1,75 @@
+import pino from 'pino';
+import type { LogLevel } from './settings.js';
+
+/**
+ * Standard output for the server log: JSON lines (pino) when it is a pipe or file, short human
+ * lines when it is a terminal.
+ */
+export function stdoutDestination(pretty: boolean): pino.DestinationStream & { flushSync(): void } {
+  const json = pino.destination({ dest: 1, sync: true });
+  if (!pretty) return json;
+  return {
+    write(line: string) {
+      json.write(humanLine(line));
+    },
+    flushSync() {
+      json.flushSync();
+    },
+  };
+}
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+/** `12:00:01.234 INFO  request GET /dashboard 200 2.1ms user=… req=…` */
+function humanLine(line: string): string {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const { level, time, msg, ...fields } = record;
+  const clock =
+    typeof time === 'string' || typeof time === 'number'
+      ? new Date(time).toISOString().slice(11, 23)
+      : '';
+  const name = (typeof level === 'number' ? LEVEL_NAMES[level] : undefined) ?? String(level ?? '');
+  if (msg === 'request') {
+    const { method, route, status, durationMs, userId, reqId, ...other } = fields;
+    const extra = Object.keys(other).length > 0 ? ` ${JSON.stringify(other)}` : '';
+    return `${clock} ${name.padEnd(5)} ${method} ${route} ${status} ${durationMs}ms user=${userId ?? '-'} req=${reqId}${extra}\n`;
+  }
+  const rest = Object.entries(fields)
+    .filter(([, value]) => value !== undefined && value !== null)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ');
+  return `${clock} ${name.padEnd(5)} ${String(msg ?? '')}${rest ? ` ${rest}` : ''}\n`;
+}
+
+/** The one server logger. */
+export function createLogger(level: LogLevel, destination: pino.DestinationStream): pino.Logger {
+  return pino(
+    {
+      level,
+      base: null,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // Belt and braces: none of these is ever passed to the logger.
+      redact: { paths: ['password', 'token', 'cookie', '*.password', '*.cookie'], remove: true },
+    },
+    destination,
+  );
+}
+
+/** An error for the log: its class and message, never request data. */
+export function errorFields(error: unknown): { type: string; message: string } {
+  return error instanceof Error
+    ? { type: error.name, message: error.message }
+    : { type: typeof error, message: String(error) };
+}

@@ -1,0 +1,93 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SessionStore } from '../../index.js';
+import { retryAfter } from '../answers.js';
+import { jsonReply } from '../http.js';
+import type { ServerMetrics } from '../metrics.js';
+import type { Routes, Site } from '../site.js';
+import { userOf } from '../views.js';
+
+/** Health, readiness and forward auth: for load balancers and proxies, never for people. */
+export function opsRoutes(site: Site, store: SessionStore): Routes {
+  const { latchkey } = site;
+  return {
+    '/healthz': { GET: async () => jsonReply(200, { status: 'ok' }) },
+    '/readyz': {
+      GET: async () => {
+        try {
+          await store.get('readiness-probe');
+          return jsonReply(200, { status: 'ready' });
+        } catch {
+          return jsonReply(503, { status: 'unavailable' }, { headers: retryAfter() });
+        }
+      },
+    },
+    // Forward auth (nginx auth_request, Traefik, Caddy): 200 with who it is, else 401; never a
+    // redirect. A store outage is a 503 (never "logged out"). The user name is percent-encoded.
+    '/auth/verify': {
+      GET: async (ctx) => {
+        // The session cookie only: a remember-me restore rotates cookies, which a proxy would not
+        // pass on from here; it happens on the login page instead, which sends the browser back.
+        const read = latchkey.sessionCookie.read(ctx.cookie);
+        const cookie = read.value === null ? null : `${latchkey.sessionCookie.name}=${read.value}`;
+        const auth = await site.authenticate(ctx, true, cookie);
+        if (!auth.ok) {
+          const status = auth.reason === 'unavailable' ? 503 : 401;
+          return { status, setCookie: auth.setCookie, headers: status === 503 ? retryAfter() : {} };
+        }
+        const user = userOf(auth.session.user, auth.session.userId);
+        return {
+          status: 200,
+          setCookie: auth.setCookie,
+          headers: {
+            'x-auth-user-id': encodeURIComponent(user.id),
+            'x-auth-user': encodeURIComponent(user.username),
+          },
+        };
+      },
+    },
+  };
+}
+
+/** Whether a request asks for `/metrics`. */
+export function isMetricsRequest(req: IncomingMessage): boolean {
+  return req.url === '/metrics' || req.url?.startsWith('/metrics?') === true;
+}
+
+/**
+ * `GET /metrics`, answered in front of the app (Prometheus's own headers, no page headers), on
+ * the main port or on a metrics-only listener.
+ */
+export async function serveMetrics(
+  metrics: ServerMetrics,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return;
+  }
+  try {
+    const body = await metrics.registry.metrics();
+    res.writeHead(200, {
+      'content-type': metrics.registry.contentType,
+      'cache-control': 'no-store',
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  } catch {
+    res.writeHead(500).end();
+  }
+}
+
+/** `GET /metrics` (and only that) for a metrics-only listener. */
+export function metricsOnly(
+  metrics: ServerMetrics,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    if (isMetricsRequest(req)) {
+      void serveMetrics(metrics, req, res);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
+  };
+}

@@ -1,0 +1,369 @@
+import { readFileSync } from 'node:fs';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { ConfigError } from '../index.js';
+import { isLoopback } from './request.js';
+import {
+  addresses,
+  cookieName,
+  duration,
+  flag,
+  hosts,
+  type Kind,
+  logLevel,
+  port,
+  type Shown,
+  storeUrl,
+  text,
+} from './setting-kinds.js';
+import { redact } from './stores.js';
+
+export type { LogLevel } from './setting-kinds.js';
+
+interface Row {
+  /** The name in the config file; the flag (`--idle-timeout`) and variable are derived from it. */
+  readonly key: string;
+  readonly kind: Kind<unknown>;
+  /** Read like any input when no source sets the key (or sets it blank). */
+  readonly default?: string;
+  /** For the usage text; the variable and the default are added to it. */
+  readonly help: string;
+}
+
+/** Every setting of `latchkey serve` and the CLI, once: everything else is derived from here. */
+const SETTINGS = [
+  {
+    key: 'host',
+    kind: text('HOST', { required: true }),
+    default: '127.0.0.1',
+    help: 'address to listen on',
+  },
+  { key: 'port', kind: port, default: '3000', help: 'port, 0 for any free one' },
+  { key: 'db', kind: text('FILE'), default: './latchkey.db', help: 'SQLite file' },
+  { key: 'store', kind: storeUrl, help: 'redis://… or postgres://… instead of SQLite' },
+  { key: 'cache', kind: flag, help: 'validation cache in front of Redis or PostgreSQL' },
+  {
+    key: 'idleTimeout',
+    kind: duration(),
+    default: '30m',
+    help: 'inactivity that ends a session',
+  },
+  { key: 'absoluteTimeout', kind: duration(), default: '12h', help: 'lifetime of a session' },
+  {
+    key: 'touchInterval',
+    kind: duration(),
+    default: '1m',
+    help: 'least time between refresh writes',
+  },
+  {
+    key: 'reauthWindow',
+    kind: duration(),
+    default: '10m',
+    help: 'how long after a password login sensitive changes need no password again',
+  },
+  { key: 'allowSignup', kind: flag, help: 'let visitors create accounts' },
+  {
+    key: 'cookieName',
+    kind: cookieName,
+    default: '__Host-session',
+    help: 'session cookie name',
+  },
+  {
+    key: 'trustProxy',
+    kind: addresses,
+    help: 'comma-separated proxy addresses whose X-Forwarded-For and X-Request-Id are believed',
+  },
+  {
+    key: 'behindHttps',
+    kind: flag,
+    help: 'a proxy in front terminates HTTPS; required to listen on an address other than localhost, 127.0.0.1 or ::1',
+  },
+  { key: 'tlsCert', kind: text('FILE'), help: 'serve HTTPS with this PEM certificate' },
+  { key: 'tlsKey', kind: text('FILE'), help: 'and this PEM private key' },
+  {
+    key: 'secretFile',
+    kind: text('FILE'),
+    default: './latchkey.secret',
+    help: 'secret that signs CSRF tokens, created 0600 if absent; share it between servers of one site',
+  },
+  {
+    key: 'auditLog',
+    kind: text('FILE'),
+    help: 'audit log (JSON lines) file; standard output when unset',
+  },
+  {
+    key: 'logLevel',
+    kind: logLevel,
+    default: 'info',
+    help: 'fatal, error, warn, info, debug, trace or silent',
+  },
+  { key: 'metrics', kind: flag, help: 'serve Prometheus metrics at GET /metrics' },
+  { key: 'metricsPort', kind: port, help: 'serve GET /metrics on this port instead, same host' },
+  {
+    key: 'sweepInterval',
+    kind: duration(100),
+    default: '5m',
+    help: 'delete expired sessions, remember-me tokens and login-attempt windows this often, ±20%; 0 turns it off',
+  },
+  {
+    key: 'forwardAuthHosts',
+    kind: hosts,
+    help: 'comma-separated hosts the login page may return to by absolute URL (?next= or ?rd=), for nginx auth_request and the like',
+  },
+] as const satisfies readonly Row[];
+
+type Setting = (typeof SETTINGS)[number];
+export type SettingKey = Setting['key'];
+type ValueOf<R extends Setting> =
+  R['kind'] extends Kind<infer T> ? (R extends { default: string } ? NonNullable<T> : T) : never;
+
+/** The effective settings; `null` is "not set" for a setting without a default. */
+export type Settings = { readonly [R in Setting as R['key']]: ValueOf<R> };
+
+export const SETTING_KEYS: readonly SettingKey[] = SETTINGS.map((row) => row.key);
+
+/** Checks across settings, in order; a message names each key as `{key}`. */
+const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly message: string }[] = [
+  {
+    broken: (s) => s.idleTimeout > s.absoluteTimeout,
+    message: '{idleTimeout} must not exceed {absoluteTimeout}',
+  },
+  {
+    broken: (s) => (s.tlsCert === null) !== (s.tlsKey === null),
+    message: '{tlsCert} and {tlsKey}: give both or neither',
+  },
+  {
+    broken: (s) => !s.behindHttps && s.tlsCert === null && !isLoopback(s.host),
+    message:
+      '{host}: browsers drop Secure cookies on plain http except on localhost, so logins would not stick; serve HTTPS through a proxy and pass --behind-https, or use 127.0.0.1',
+  },
+  {
+    broken: (s) => s.metricsPort !== null && s.metricsPort !== 0 && s.metricsPort === s.port,
+    message: '{metricsPort} must differ from {port} (use --metrics to serve both on one port)',
+  },
+  {
+    broken: (s) => s.cache && s.store === null,
+    message: '{cache}: needs --store redis://… or postgres://…',
+  },
+];
+
+/** `idleTimeout` → `--idle-timeout`. */
+export function flagOf(key: SettingKey): string {
+  return `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+}
+
+/** `idleTimeout` → `LATCHKEY_IDLE_TIMEOUT`. */
+export function envOf(key: SettingKey): string {
+  return `LATCHKEY_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
+}
+
+function rowOf(key: SettingKey): Setting {
+  return SETTINGS.find((row) => row.key === key) as Setting;
+}
+
+/** The `parseArgs` options for `--config` and the flags of `keys`. */
+export function settingOptions(
+  keys: readonly SettingKey[] = SETTING_KEYS,
+): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = { config: { type: 'string' } };
+  for (const key of keys) {
+    options[flagOf(key).slice(2)] = { type: rowOf(key).kind.arg === null ? 'boolean' : 'string' };
+  }
+  return options;
+}
+
+const COLUMN = 27;
+const WIDTH = 100;
+
+/** The usage lines of `--config` and of the flags of `keys`, each naming its variable and default. */
+export function settingsHelp(keys: readonly SettingKey[] = SETTING_KEYS): string {
+  const config = optionLine(
+    '--config FILE',
+    'JSON file of settings, keys in camelCase (idleTimeout, …); flags beat LATCHKEY_* variables, which beat the file (LATCHKEY_CONFIG)',
+  );
+  const lines = keys.map((key) => {
+    const row: Row = rowOf(key);
+    const env = envOf(key);
+    const arg = row.kind.arg === null ? '' : ` ${row.kind.arg}`;
+    const note =
+      row.kind.arg === null ? `${env}=1` : row.default ? `${env}, default ${row.default}` : env;
+    return optionLine(`${flagOf(key)}${arg}`, `${row.help} (${note})`);
+  });
+  return [config, ...lines].join('\n');
+}
+
+/** `  --flag ARG   help…`, the help wrapped to {@link WIDTH} columns: one line of a usage text. */
+export function optionLine(flagText: string, help: string): string {
+  const lines: string[] = [];
+  let line = `  ${flagText}`.padEnd(COLUMN - 1);
+  for (const word of help.split(' ')) {
+    if (line.length + 1 + word.length > WIDTH && line.trim() !== flagText) {
+      lines.push(line);
+      line = ' '.repeat(COLUMN - 1);
+    }
+    line += ` ${word}`;
+  }
+  return [...lines, line].join('\n');
+}
+
+export const SERVE_USAGE = `Usage: latchkey serve [options]
+
+Runs the login server: HTML pages, a JSON API and health checks, over plain HTTP.
+
+Options (each also read from the environment variable shown, then from the --config file):
+${settingsHelp()}
+${optionLine('-h, --help', 'show this help')}
+
+Durations: 500ms, 2s, 30m, 12h, 7d.`;
+
+/** Where a setting came from. */
+export type SettingSource =
+  | { readonly kind: 'flag' }
+  | { readonly kind: 'env' }
+  | { readonly kind: 'file'; readonly file: string }
+  | { readonly kind: 'default' };
+
+export interface ResolvedSettings {
+  readonly settings: Settings;
+  /** Where each key's value came from. */
+  readonly sources: Readonly<Record<SettingKey, SettingSource>>;
+  /** The `--config` file read, or null. */
+  readonly configFile: string | null;
+}
+
+/** Parsed flags by name (`idle-timeout`, `config`); other names are ignored. */
+export type FlagValues = Readonly<Record<string, string | boolean | undefined>>;
+
+/**
+ * The settings from flags, then `LATCHKEY_*` variables, then the `--config` file (or
+ * `LATCHKEY_CONFIG`), then defaults. Throws {@link ConfigError} with a one-line reason naming the
+ * key and where it was set for anything unusable.
+ */
+export function resolveSettings(flags: FlagValues, env: NodeJS.ProcessEnv): ResolvedSettings {
+  const configFile =
+    (typeof flags.config === 'string' ? flags.config : env.LATCHKEY_CONFIG) || null;
+  const file = configFile === null ? {} : readConfigFile(configFile);
+  const input: Record<string, unknown> = {};
+  const sources = {} as Record<SettingKey, SettingSource>;
+  const values: Record<string, unknown> = {};
+  for (const row of SETTINGS) {
+    const { key } = row;
+    const fromFlag = flags[flagOf(key).slice(2)];
+    if (fromFlag !== undefined) {
+      input[key] = fromFlag === true ? 'true' : fromFlag;
+      sources[key] = { kind: 'flag' };
+    } else if (env[envOf(key)] !== undefined) {
+      input[key] = env[envOf(key)];
+      sources[key] = { kind: 'env' };
+    } else if (configFile !== null && Object.hasOwn(file, key)) {
+      input[key] = file[key];
+      sources[key] = { kind: 'file', file: configFile };
+    } else {
+      input[key] = 'default' in row ? row.default : undefined;
+      sources[key] = { kind: 'default' };
+    }
+    let checked = row.kind.parse(input[key]);
+    if (checked.ok && checked.value === null && 'default' in row) {
+      checked = row.kind.parse(row.default);
+    }
+    if (!checked.ok) throw new ConfigError(problem(key, checked.reason, sources[key]));
+    values[key] = checked.value;
+  }
+  const unknown = Object.keys(file).find((key) => !SETTING_KEYS.some((known) => known === key));
+  if (unknown !== undefined) {
+    throw new ConfigError(`${configFile}: unknown key "${unknown}"${suggestion(unknown)}`);
+  }
+  const settings = values as Settings;
+  const broken = RULES.find((rule) => rule.broken(settings));
+  if (broken) {
+    throw new ConfigError(
+      broken.message.replace(/\{(\w+)\}/g, (_, key: SettingKey) =>
+        origin(key, input[key], sources[key]),
+      ),
+    );
+  }
+  return { settings, sources, configFile };
+}
+
+/** `latchkey serve`'s settings from its command line and the environment; null for `--help`. */
+export function resolveServeSettings(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): ResolvedSettings | null {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { ...settingOptions(), help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  return values.help ? null : resolveSettings(values, env);
+}
+
+export function readServeSettings(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Settings | null {
+  return resolveServeSettings(argv, env)?.settings ?? null;
+}
+
+/** Every key's effective value as `latchkey config check` shows it: secrets masked. */
+export function describeSettings(settings: Settings): Record<SettingKey, Shown> {
+  const shown = {} as Record<SettingKey, Shown>;
+  for (const row of SETTINGS as readonly Row[]) {
+    const key = row.key as SettingKey;
+    shown[key] = row.kind.show(settings[key]);
+  }
+  return shown;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let content: string;
+  try {
+    content = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`--config ${path}: cannot read it (${(error as Error).message})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(content);
+  } catch (error) {
+    throw new ConfigError(`--config ${path}: not valid JSON (${(error as Error).message})`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`--config ${path}: must hold a JSON object of settings`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** `--port: …`, `--port: … (from LATCHKEY_PORT)`, `latchkey.json: port: …`. */
+function problem(key: SettingKey, reason: string, source: SettingSource): string {
+  if (source.kind === 'file') return `${source.file}: ${key}: ${reason}`;
+  if (source.kind === 'env') return `${flagOf(key)}: ${reason} (from ${envOf(key)})`;
+  return `${flagOf(key)}: ${reason}`;
+}
+
+/** `idleTimeout (--idle-timeout 2h)`, `idleTimeout (LATCHKEY_IDLE_TIMEOUT=2h)`, … */
+function origin(key: SettingKey, value: unknown, source: SettingSource): string {
+  // Only a store URL can hold a password; masking the rest changes nothing.
+  const shown = typeof value === 'string' ? redact(value) : String(value);
+  switch (source.kind) {
+    case 'flag':
+      return rowOf(key).kind.arg === null
+        ? `${key} (${flagOf(key)})`
+        : `${key} (${flagOf(key)} ${shown})`;
+    case 'env':
+      return `${key} (${envOf(key)}=${shown})`;
+    case 'file':
+      return `${key} (${JSON.stringify(value)} in ${source.file})`;
+    default:
+      return value === undefined ? key : `${key} (default ${shown})`;
+  }
+}
+
+/** ` (did you mean "idleTimeout"?)` for `idle-timeout`, `IDLE_TIMEOUT`, `idle_timeout`… */
+function suggestion(key: string): string {
+  const bare = key
+    .replace(/^(--|latchkey_)/i, '')
+    .replace(/[-_]/g, '')
+    .toLowerCase();
+  const match = SETTING_KEYS.find((known) => known.toLowerCase() === bare);
+  return match ? ` (did you mean "${match}"?)` : '';
+}

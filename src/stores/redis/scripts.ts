@@ -1,0 +1,360 @@
+import { createHash } from 'node:crypto';
+import type { RedisConnection } from './connection.js';
+
+// Every Lua script the store runs, and the one place that runs them. Each script touches the keys
+// of ONE hash slot (see the key layout on RedisStore), so each step is atomic on Redis Cluster.
+
+export interface Script {
+  readonly source: string;
+  readonly sha1: string;
+}
+
+/**
+ * How a script may run, declared with a Redis 7 shebang. Declaring it also makes Redis Cluster
+ * refuse any key outside the slot of the declared keys, even when that slot lives on the same
+ * node (a script without a shebang is only refused when the key is on another node, so a
+ * cross-slot bug would pass or fail depending on how slots happen to be spread).
+ * - `write`: refused as a whole, before it changes anything, while Redis is out of memory;
+ * - `read`: `no-writes`, so it runs even then;
+ * - `delete`: only ever removes data, so `allow-oom`: a logout or revocation works on a full Redis.
+ */
+type ScriptKind = 'write' | 'read' | 'delete';
+
+const SHEBANG: Record<ScriptKind, string> = {
+  write: '#!lua',
+  read: '#!lua flags=no-writes',
+  delete: '#!lua flags=allow-oom',
+};
+
+function script(body: string, kind: ScriptKind = 'write'): Script {
+  const source = `${SHEBANG[kind]}\n${body}`;
+  return { source, sha1: createHash('sha1').update(source).digest('hex') };
+}
+
+/** EVALSHA, loading the script on the node that lacks it (first use, restart, failover). */
+export async function runScript(
+  redis: RedisConnection,
+  lua: Script,
+  keys: string[],
+  args: string[],
+): Promise<unknown> {
+  try {
+    return await redis.evalSha(lua.sha1, { keys, arguments: args });
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    return redis.eval(lua.source, { keys, arguments: args });
+  }
+}
+
+/** Extends a key's expiry to `at`, never shortening it (PEXPIREAT GT ignores keys without one). */
+const EXTEND = `
+local function extend(key, at)
+  local current = redis.call('PEXPIRETIME', key)
+  if current >= 0 and current >= tonumber(at) then return end
+  if current ~= -2 then redis.call('PEXPIREAT', key, at) end
+end
+`;
+
+// --- Sessions: one hash per session, `s:<id>`, in its own slot.
+
+/** Writes a whole record: ARGV[6..] are its \`d:<key>\` data fields, name then JSON value. */
+export const SESSION_WRITE = script(`
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'userId', ARGV[2], 'lastSeenAt', ARGV[3], 'idleExpiresAt', ARGV[4])
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+return 1`);
+
+/**
+ * SessionDataPatch.updateData on the record's own hash: HDELs and HSETs \`d:<key>\` fields, never
+ * reading or re-encoding a JSON value (so \`[]\`, numbers and strings stay byte for byte). ARGV:
+ * number of removals, maxBytes, the \`d:\` names to remove, then name/value pairs to set.
+ * Gives {1} done, {0} no record, {-1} too large, or {2, record} for a record written before data
+ * had fields of its own (its data still inside \`record\`): converted by SESSION_CONVERT first.
+ */
+export const SESSION_UPDATE_DATA = script(`
+local record = redis.call('HGET', KEYS[1], 'record')
+if not record then return {0} end
+if string.sub(record, -10) ~= '"data":{}}' then return {2, record} end
+local removed, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+local sizes = {}
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 2) == 'd:' then sizes[fields[i]] = #fields[i + 1] end
+end
+-- Bytes of {"key":value,...} (keys unescaped): each field adds 2 + #name - 2 + 1 + #value + 1.
+local function measure()
+  local total, n = 1, 0
+  for name, length in pairs(sizes) do
+    total = total + #name + length + 2
+    n = n + 1
+  end
+  if n == 0 then return 2 end
+  return total
+end
+local before = measure()
+for i = 3, 2 + removed do sizes[ARGV[i]] = nil end
+for i = 3 + removed, #ARGV, 2 do sizes[ARGV[i]] = #ARGV[i + 1] end
+local after = measure()
+if after > max and after > before then return {-1} end
+for i = 3, 2 + removed do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 3 + removed, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return {1}`);
+
+/** Moves an older record's data into fields, if \`record\` is still ARGV[1]; fields set since win. */
+export const SESSION_CONVERT = script(`
+if redis.call('HGET', KEYS[1], 'record') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'record', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1`);
+
+export const SESSION_TOUCH = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'lastSeenAt', ARGV[1], 'idleExpiresAt', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1`);
+
+/** Gives the deleted record's user id, or nil when there was none. */
+export const SESSION_DELETE = script(
+  `
+local userId = redis.call('HGET', KEYS[1], 'userId')
+if not userId then return nil end
+redis.call('DEL', KEYS[1])
+return userId`,
+  'delete',
+);
+
+/** Sweep step for one record: 1 deleted (dead at ARGV[1]), 0 gone already, else its live deadline. */
+export const SESSION_DELETE_IF_DEAD = script(
+  `
+local idle = redis.call('HGET', KEYS[1], 'idleExpiresAt')
+if not idle then return {0} end
+if tonumber(idle) > tonumber(ARGV[1]) then return {2, idle} end
+local userId = redis.call('HGET', KEYS[1], 'userId')
+redis.call('DEL', KEYS[1])
+return {1, userId}`,
+  'delete',
+);
+
+// --- The per-user index, `{u:<sha256(userId)>}:live|age|evicting`, in the user's slot.
+
+/**
+ * Forgets the user's sessions dead at the new one's creation (ARGV[2]); then, unless the user
+ * already holds ARGV[4] sessions (empty: no cap), indexes the new one. Gives {1, ids in
+ * \`evicting\`} or {0, {}}. Only earlier versions, which evicted in the store, filled \`evicting\`.
+ */
+export const INDEX_ADD = script(`${EXTEND}
+local live, age, evicting = KEYS[1], KEYS[2], KEYS[3]
+local id, createdAt, idle, max, expireAt = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+for _, dead in ipairs(redis.call('ZRANGE', live, '-inf', createdAt, 'BYSCORE')) do
+  redis.call('ZREM', live, dead)
+  redis.call('ZREM', age, dead)
+end
+if max and redis.call('ZCARD', age) >= max then return {0, {}} end
+redis.call('ZADD', live, idle, id)
+redis.call('ZADD', age, createdAt, id)
+for _, key in ipairs(KEYS) do extend(key, expireAt) end
+return {1, redis.call('SMEMBERS', evicting)}`);
+
+/** Raises a listed session's deadline; a session no longer listed (deleted) stays out. */
+export const INDEX_TOUCH = script(`${EXTEND}
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+for _, key in ipairs(KEYS) do extend(key, ARGV[3]) end
+return 1`);
+
+export const INDEX_REMOVE = script(
+  `
+for i = 1, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('SREM', KEYS[3], ARGV[i])
+end
+return #ARGV`,
+  'delete',
+);
+
+/** Every id the index knows, listed ones (oldest first) then those still being evicted. */
+export const INDEX_MEMBERS = script(
+  `
+return {redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('SMEMBERS', KEYS[3])}`,
+  'read',
+);
+
+// --- `expiries`: id → idleExpiresAt, for the sweep (Redis' own TTL does the real expiring).
+
+export const ZADD = script(`return redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])`);
+export const ZADD_RAISE = script(
+  `return redis.call('ZADD', KEYS[1], 'XX', 'GT', ARGV[1], ARGV[2])`,
+);
+export const ZREM = script(
+  `
+for i = 1, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+return #ARGV`,
+  'delete',
+);
+export const ZRANGE_UNTIL = script(
+  `return redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])`,
+  'read',
+);
+
+// --- Users live in one slot ({users}) so the username-key reservation is one atomic script.
+
+export const USER_CREATE = script(`
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'username', ARGV[2], 'usernameKey', ARGV[3],
+  'passwordHash', ARGV[4], 'createdAt', ARGV[5], 'disabled', ARGV[6])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+return 1`);
+
+export const USER_BY_KEY = script(
+  `
+local id = redis.call('GET', KEYS[1])
+if not id then return {} end
+return redis.call('HGETALL', ARGV[1] .. id)`,
+  'read',
+);
+
+export const USER_LIST = script(
+  `
+local users = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local user = redis.call('HGETALL', ARGV[1] .. id)
+  if #user > 0 then users[#users + 1] = user end
+end
+return users`,
+  'read',
+);
+
+export const USER_UPDATE = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'passwordHash', ARGV[1]) end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'disabled', ARGV[2]) end
+return 1`);
+
+export const USER_DELETE = script(
+  `
+local usernameKey = redis.call('HGET', KEYS[1], 'usernameKey')
+if not usernameKey then return 0 end
+local byKey = ARGV[2] .. usernameKey
+if redis.call('GET', byKey) == ARGV[1] then redis.call('DEL', byKey) end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`,
+  'delete',
+);
+
+// --- Login attempts live in one slot ({throttle}).
+
+/**
+ * ThrottleStore.consumeAttempt, in one slot: the wait after the n-th counted attempt is looked up
+ * in ARGV[7..] (the rule's `delays`), never computed here. ARGV[6]: the key's expiry floor.
+ */
+export const ATTEMPT_CONSUME = script(`
+local now, windowMs, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local free, floor = tonumber(ARGV[5]), tonumber(ARGV[6])
+local saved = redis.call('HMGET', KEYS[1], 'count', 'windowEnd', 'nextAllowedAt')
+local count, windowEnd, nextAllowedAt = tonumber(saved[1]), tonumber(saved[2]), tonumber(saved[3])
+if count and now < windowEnd then
+  local atLimit = count >= limit
+  if atLimit or now < nextAllowedAt then
+    local retryAt = nextAllowedAt
+    if atLimit and windowEnd > retryAt then retryAt = windowEnd end
+    return {0, count, string.format('%d', retryAt)}
+  end
+else
+  count, windowEnd = 0, now + windowMs
+end
+count = count + 1
+local delay = 0
+if count >= free then delay = tonumber(ARGV[7 + math.min(count - free, #ARGV - 7)]) or 0 end
+nextAllowedAt = now + delay
+redis.call('HSET', KEYS[1], 'count', count, 'windowEnd', string.format('%d', windowEnd),
+  'nextAllowedAt', string.format('%d', nextAllowedAt))
+redis.call('ZADD', KEYS[2], string.format('%d', windowEnd), ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], string.format('%d', math.max(windowEnd, nextAllowedAt, floor)))
+return {1, count, string.format('%d', now)}`);
+
+export const ATTEMPT_RESET = script(
+  `
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])`,
+  'delete',
+);
+
+/** Deletes a batch of windows ended at ARGV[1]; gives {entries looked at, windows deleted}. */
+export const ATTEMPT_SWEEP = script(
+  `
+local keys = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[3])
+local deleted = 0
+for _, key in ipairs(keys) do
+  local window = ARGV[2] .. key
+  local windowEnd = tonumber(redis.call('HGET', window, 'windowEnd'))
+  if windowEnd and windowEnd <= tonumber(ARGV[1]) then deleted = deleted + redis.call('DEL', window) end
+  redis.call('ZREM', KEYS[1], key)
+end
+return {#keys, deleted}`,
+  'delete',
+);
+
+// --- Remember-me tokens live in one slot ({remember}): rotation writes two tokens atomically.
+
+const REMEMBER_INSERT = `
+local function insert(key, userSet, fields, expiresAt, expireAt, selector)
+  redis.call('HSET', key, unpack(fields))
+  redis.call('PEXPIREAT', key, expireAt)
+  redis.call('SADD', userSet, selector)
+  redis.call('ZADD', KEYS[#KEYS], expiresAt, selector)
+end
+`;
+
+export const REMEMBER_CREATE = script(`${REMEMBER_INSERT}
+insert(KEYS[1], KEYS[2], cjson.decode(ARGV[1]), ARGV[2], ARGV[3], ARGV[4])
+return 1`);
+
+export const REMEMBER_ROTATE = script(`${REMEMBER_INSERT}
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'replacedBy') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'replacedBy', ARGV[1], 'replacedAt', ARGV[2])
+insert(KEYS[2], KEYS[3], cjson.decode(ARGV[3]), ARGV[4], ARGV[5], ARGV[1])
+return 1`);
+
+export const REMEMBER_DELETE = script(
+  `
+local userId = redis.call('HGET', KEYS[1], 'userId')
+if not userId then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', ARGV[2] .. userId, ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`,
+  'delete',
+);
+
+export const REMEMBER_DELETE_BY_USER = script(
+  `
+local deleted = 0
+for _, selector in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  deleted = deleted + redis.call('DEL', ARGV[1] .. selector)
+  redis.call('ZREM', KEYS[2], selector)
+end
+redis.call('DEL', KEYS[1])
+return deleted`,
+  'delete',
+);
+
+export const REMEMBER_SWEEP = script(
+  `
+local selectors = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[4])
+local deleted = 0
+for _, selector in ipairs(selectors) do
+  local key = ARGV[2] .. selector
+  local fields = redis.call('HMGET', key, 'expiresAt', 'userId')
+  if fields[1] and tonumber(fields[1]) <= tonumber(ARGV[1]) then
+    deleted = deleted + redis.call('DEL', key)
+    redis.call('SREM', ARGV[3] .. fields[2], selector)
+  end
+  redis.call('ZREM', KEYS[1], selector)
+end
+return {#selectors, deleted}`,
+  'delete',
+);

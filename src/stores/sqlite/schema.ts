@@ -1,0 +1,44 @@
+/** The tables, created if absent when a store opens the file. */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS latchkey_sessions (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  idle_expires_at INTEGER NOT NULL,
+  absolute_expires_at INTEGER NOT NULL,
+  authenticated_at INTEGER NOT NULL,
+  ip TEXT,
+  user_agent TEXT,
+  user TEXT NOT NULL,
+  data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS latchkey_sessions_by_user ON latchkey_sessions (user_id, created_at);
+CREATE INDEX IF NOT EXISTS latchkey_sessions_by_expiry ON latchkey_sessions (idle_expires_at);
+CREATE TABLE IF NOT EXISTS latchkey_users (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL,
+  username_key TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  disabled INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latchkey_attempts (
+  key TEXT PRIMARY KEY,
+  count INTEGER NOT NULL,
+  window_end INTEGER NOT NULL,
+  next_allowed_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS latchkey_attempts_by_end ON latchkey_attempts (window_end);
+CREATE TABLE IF NOT EXISTS latchkey_remember (
+  selector TEXT PRIMARY KEY,
+  validator_hash TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  replaced_by TEXT,
+  replaced_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS latchkey_remember_by_user ON latchkey_remember (user_id);
+CREATE INDEX IF NOT EXISTS latchkey_remember_by_expiry ON latchkey_remember (expires_at);
+`;

@@ -1,0 +1,88 @@
+import type { RedisStore } from 'latchkey/stores/redis';
+import { record } from 'latchkey/testing';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { type RedisFixture, useRedisStore } from '../helpers/redis-server.js';
+
+/** A session's hash fields exactly as this version (and the one before the split) writes them. */
+function fieldsOf(session: ReturnType<typeof record>): Record<string, string> {
+  const { data, ...rest } = session;
+  const fields: Record<string, string> = {
+    record: JSON.stringify({ ...rest, data: {} }),
+    userId: session.userId,
+    lastSeenAt: String(session.lastSeenAt),
+    idleExpiresAt: String(session.idleExpiresAt),
+  };
+  for (const [key, value] of Object.entries(data)) fields[`d:${key}`] = JSON.stringify(value);
+  return fields;
+}
+
+const valid = record({ data: { cart: [1, 2] } });
+const json = JSON.parse(fieldsOf(valid).record as string) as Record<string, unknown>;
+const recordWith = (changes: Record<string, unknown>) => JSON.stringify({ ...json, ...changes });
+
+/** Hashes that are not a session: each must read as null, never as a partial record. */
+const GARBLED: [string, Record<string, string>][] = [
+  ['no record field', { userId: 'user-1', lastSeenAt: '1', idleExpiresAt: '2' }],
+  ['a record that is not JSON', { ...fieldsOf(valid), record: '{"id":"x",' }],
+  ['a record that is a number', { ...fieldsOf(valid), record: '5' }],
+  ['a record that is null', { ...fieldsOf(valid), record: 'null' }],
+  ['a record that is an array', { ...fieldsOf(valid), record: '[]' }],
+  ['a record that is a string', { ...fieldsOf(valid), record: '"session"' }],
+  ['a record without its id', { ...fieldsOf(valid), record: recordWith({ id: undefined }) }],
+  ['a record whose userId is a number', { ...fieldsOf(valid), record: recordWith({ userId: 7 }) }],
+  [
+    'a record whose createdAt is text',
+    { ...fieldsOf(valid), record: recordWith({ createdAt: 'x' }) },
+  ],
+  ['a record whose user is an array', { ...fieldsOf(valid), record: recordWith({ user: [] }) }],
+  ['a record whose ip is a number', { ...fieldsOf(valid), record: recordWith({ ip: 1 }) }],
+  ['a record whose data is a list', { ...fieldsOf(valid), record: recordWith({ data: [1] }) }],
+  ['no lastSeenAt', { ...fieldsOf(valid), lastSeenAt: '' }],
+  ['an idleExpiresAt that is not a number', { ...fieldsOf(valid), idleExpiresAt: 'soon' }],
+  ['a data field that is not JSON', { ...fieldsOf(valid), 'd:cart': '[1,' }],
+];
+
+for (const cache of [false, true]) {
+  describe(`RedisStore records${cache ? ' (validation cache on)' : ''}`, () => {
+    const redis = useRedisStore({ cache });
+    let prefix = '';
+    let store: RedisStore;
+    let admin: RedisFixture['admin'];
+    beforeEach(() => {
+      ({ store, admin, prefix } = redis());
+    });
+
+    async function write(id: string, fields: Record<string, string>): Promise<void> {
+      const key = `${prefix}s:${id}`;
+      await admin.hSet(key, fields);
+      await admin.pExpire(key, 60_000);
+    }
+
+    it('reads a record in the layout this version writes, data fields included', async () => {
+      await write(valid.id, fieldsOf(valid));
+      expect(await store.get(valid.id)).toEqual(valid);
+      expect(await store.get(valid.id)).toEqual(valid);
+    });
+
+    for (const [label, fields] of GARBLED) {
+      it(`a hash with ${label} is no session, twice over`, async () => {
+        const id = record().id;
+        await write(id, fields);
+        expect(await store.get(id)).toBeNull();
+        // A second read may be a cache hit: it must be the same null.
+        expect(await store.get(id)).toBeNull();
+        await store.touch(id, Date.now(), Date.now() + 60_000);
+        expect(await store.get(id)).toBeNull();
+      });
+    }
+
+    it('a garbled session is left out of its user’s list', async () => {
+      const kept = record();
+      await store.create(kept);
+      const torn = record({ createdAt: kept.createdAt + 1 });
+      await store.create(torn);
+      await admin.hSet(`${prefix}s:${torn.id}`, 'record', '{"id":');
+      expect(await store.listByUser('user-1', kept.createdAt)).toEqual([kept]);
+    });
+  });
+}
