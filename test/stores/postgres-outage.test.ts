@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Latchkey, StoreUnavailableError } from 'latchkey';
+import { Latchkey, RETRY_AFTER_SECONDS, StoreUnavailableError } from 'latchkey';
 import { PostgresStore } from 'latchkey/stores/postgres';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -101,7 +101,7 @@ describe('PostgreSQL outage', () => {
         if (!denied.ok) {
           expect(denied.reason).toBe('unavailable');
           expect(denied.denial.status).toBe(503);
-          expect(denied.denial.headers['retry-after']).toBeDefined();
+          expect(denied.denial.headers['retry-after']).toBe(String(RETRY_AFTER_SECONDS));
         }
       }
       await blocker.query('ROLLBACK');

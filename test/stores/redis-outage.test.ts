@@ -1,4 +1,4 @@
-import { Latchkey, StoreUnavailableError } from 'latchkey';
+import { Latchkey, RETRY_AFTER_SECONDS, StoreUnavailableError } from 'latchkey';
 import { RedisStore } from 'latchkey/stores/redis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requestWith, untilAnswering } from '../helpers/outage.js';
@@ -41,7 +41,7 @@ describe('Redis outage', () => {
       if (!denied.ok) {
         expect(denied.reason).toBe('unavailable');
         expect(denied.denial.status).toBe(503);
-        expect(denied.denial.headers['retry-after']).toBeDefined();
+        expect(denied.denial.headers['retry-after']).toBe(String(RETRY_AFTER_SECONDS));
       }
       await expect(auth.create('user-new')).rejects.toBeInstanceOf(StoreUnavailableError);
       // Fails fast: no offline queue holding requests until Redis returns.
