@@ -46,7 +46,8 @@ describe('Redis validation cache', () => {
       expect((await onA.validate(token)).reason).toBe('not_found');
       expect((await onB.validate(token)).reason).toBe('not_found');
     }
-    expect(a.cache?.stats().hitCount).toBeGreaterThan(0);
+    // The second validation of each round on A is its hit; nothing else is.
+    expect(a.cache?.stats().hitCount).toBe(100);
   });
 
   it('a touch and a revoke-all on one process reach the other process’s cache at once', async () => {
@@ -74,7 +75,7 @@ describe('Redis validation cache', () => {
       const { token } = await auth.create('many');
       await auth.validate(token);
     }
-    expect(b.cache?.size()).toBeLessThanOrEqual(100);
+    expect(b.cache?.size()).toBe(100);
   });
 });
 
