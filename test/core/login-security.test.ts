@@ -86,11 +86,13 @@ describe('remember-me in the core', () => {
     const login = await auth.login({ username: 'ada', password: PASSWORD, remember: true });
     if (!login.ok) throw new Error('login failed');
     const remember = cookieNamed(login.setCookie, '__Host-remember');
-    await auth.logout(login.session.id);
+    // The session is gone (revoked by its id), so only the remember-me cookie can sign in.
+    expect((await auth.revoke(login.session.id))?.id).toBe(login.session.id);
     clock.advance(20 * MINUTE);
 
     const restored = await auth.authenticate(requestWith([remember]));
     signedIn(restored);
+    expect(restored.session.id).not.toBe(login.session.id);
     expect(restored.session.authenticatedAt).toBe(login.session.authenticatedAt);
     expect(cookieNamed(restored.setCookie, '__Host-session')).toMatch(/^__Host-session=[\w-]{43};/);
     expect(cookieNamed(restored.setCookie, '__Host-remember')).not.toBe(remember);
