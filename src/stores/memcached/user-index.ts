@@ -1,5 +1,5 @@
 import type { SessionRecord } from '../../core/store.js';
-import { type Cluster, casLoop, RETRY } from './connection.js';
+import { type Cluster, casLoop, MAX_CAS_ROUNDS, RETRY } from './connection.js';
 import { hashed } from './records.js';
 
 /** An index entry: a session id and its `absoluteExpiresAt` (fixed at creation, never moved). */
@@ -60,14 +60,18 @@ export class UserIndex {
     const key = this.key(record.userId);
     const bytes = Buffer.from(line([record.id, record.absoluteExpiresAt]));
     const deadline = record.absoluteExpiresAt + INDEX_SLACK_MS;
-    for (;;) {
+    for (let round = 0; round < MAX_CAS_ROUNDS; round++) {
       if (await this.memcached.append(key, bytes)) {
+        // Sessions of one user share one absolute lifetime, so this deadline is (within the
+        // slack) the latest of the item's; a user whose sessions' lifetimes differ by more than
+        // the slack could see the index expire before its longest-lived session.
         await this.memcached.touch(key, deadline);
         return;
       }
       if (await this.memcached.add(key, bytes, deadline)) return;
       // Another create made the item between our append and add: append to it.
     }
+    throw new Error(`memcached: the index of a user kept vanishing (${MAX_CAS_ROUNDS} rounds)`);
   }
 
   /** The user's entries, as stored. */
