@@ -226,3 +226,29 @@ describe.skipIf(reason !== null)('MemcachedStore on two servers', () => {
 function storePrefix(store: MemcachedStore): string {
   return (store as unknown as { memcached: { key(name: string): string } }).memcached.key('');
 }
+
+describe.skipIf(reason !== null)('MemcachedStore throttle on tiny items', () => {
+  let small: PrivateMemcached;
+  beforeAll(async () => {
+    // 2 KiB items: a window-end shard overflows after about 30 windows.
+    small = await PrivateMemcached.start(['-I', '2048', '-o', 'slab_chunk_max=2048']);
+  });
+  afterAll(async () => {
+    await small?.stop();
+  });
+
+  it('a full window-end index never fails an attempt: it is trimmed, and sweeps still count', async () => {
+    const store = await MemcachedStore.connect(small.address, { prefix: prefix() });
+    expect(store.info[0]?.itemSizeMax).toBe(2048);
+    const now = Date.now();
+    const rule = { windowMs: 1000, limit: 5, freeAttempts: 5, delays: [0] };
+    const decisions = [];
+    for (let i = 0; i < 600; i++) decisions.push(await store.consumeAttempt(`ip:${i}`, now, rule));
+    expect(decisions.every((d) => d.allowed)).toBe(true);
+    const swept = await store.deleteExpiredAttempts(now + 1000);
+    expect(swept).toBeGreaterThan(0);
+    // Trimmed shards forgot some windows (they expire by themselves): the sweep counts fewer.
+    expect(swept).toBeLessThan(600);
+    await store.close();
+  });
+});

@@ -117,12 +117,27 @@ export class MemcachedThrottle implements ThrottleStore {
         if (await this.memcached.add(shardKey, bytes, windowEnd + SHARD_SLACK_MS)) return;
       } catch (error) {
         if (!isServerError(error)) throw error;
-        await this.rewriteShard(shard, (ends) => {
-          const alive = ends.filter(([, end]) => end + LINGER_MS > Date.now());
-          return alive.sort((a, b) => a[1] - b[1]).slice(-SHARD_ENTRIES);
-        });
+        await this.rewriteShard(shard, (ends) => this.trimmed(ends));
       }
     }
+  }
+
+  /**
+   * The entries a full shard keeps: windows not yet over, the latest-ending first, within half the
+   * item size limit (the others expire by themselves; only `deleteExpiredAttempts` misses them).
+   */
+  private trimmed(ends: readonly End[]): End[] {
+    const now = Date.now();
+    const budget = this.memcached.itemSizeMax / 2;
+    const kept: End[] = [];
+    let bytes = 0;
+    for (const end of [...ends].sort((a, b) => b[1] - a[1])) {
+      if (end[1] + LINGER_MS <= now || kept.length >= SHARD_ENTRIES) break;
+      bytes += Buffer.byteLength(JSON.stringify(end)) + 1;
+      if (bytes > budget) break;
+      kept.push(end);
+    }
+    return kept.reverse();
   }
 
   private async rewriteShard(shard: number, change: (ends: End[]) => End[]): Promise<void> {
