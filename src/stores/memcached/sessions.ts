@@ -1,0 +1,148 @@
+import type {
+  DataChange,
+  DataUpdate,
+  SessionDataPatch,
+  SessionIndex,
+} from '../../core/capabilities.js';
+import { mergeData } from '../../core/data.js';
+import type { SessionRecord, SessionStore } from '../../core/store.js';
+import { type Cluster, casLoop, RETRY } from './connection.js';
+import { decodeSession, encodeSession, hashed } from './records.js';
+import { type Entry, UserIndex } from './user-index.js';
+
+/** Session ids as the core makes them (base64url); any other id is hashed into a safe key. */
+const SAFE_ID = /^[A-Za-z0-9_-]{1,200}$/;
+
+/**
+ * Sessions: `s:<id>` holds the record as JSON, expiring (memcached's own expiry) at its
+ * `idleExpiresAt`. A validation is one `get`; a touch and a data patch are compare-and-swap loops
+ * on that one item, so neither loses the other's change.
+ */
+export class MemcachedSessions
+  implements Omit<SessionStore, 'close'>, SessionIndex, SessionDataPatch
+{
+  private readonly index: UserIndex;
+
+  constructor(private readonly memcached: Cluster) {
+    this.index = new UserIndex(memcached);
+  }
+
+  async create(record: SessionRecord): Promise<void> {
+    await this.write(record);
+    await this.index.add(record);
+  }
+
+  async get(id: string): Promise<SessionRecord | null> {
+    return decodeSession(await this.memcached.read(this.key(id)), id);
+  }
+
+  async touch(id: string, lastSeenAt: number, idleExpiresAt: number): Promise<void> {
+    const key = this.key(id);
+    await casLoop(async () => {
+      const item = await this.memcached.readCas(key);
+      const current = decodeSession(item?.value ?? null, id);
+      if (!item || !current) return undefined;
+      const next = { ...current, lastSeenAt, idleExpiresAt };
+      const result = await this.memcached.cas(key, encodeSession(next), item.cas, idleExpiresAt);
+      return result === 'exists' ? RETRY : undefined;
+    });
+  }
+
+  async delete(id: string): Promise<boolean> {
+    // The user's index keeps the id until it is next read whole (it then finds no record).
+    return this.memcached.remove(this.key(id));
+  }
+
+  async updateData(id: string, change: DataChange): Promise<DataUpdate> {
+    const key = this.key(id);
+    return casLoop(async () => {
+      const item = await this.memcached.readCas(key);
+      const current = decodeSession(item?.value ?? null, id);
+      if (!item || !current) return 'missing';
+      if (Object.keys(change.set).length === 0 && change.remove.length === 0) return 'updated';
+      const data = mergeData(current.data, change);
+      if (data === 'too_large') return 'too_large';
+      const next = { ...current, data };
+      const result = await this.memcached.cas(
+        key,
+        encodeSession(next),
+        item.cas,
+        current.idleExpiresAt,
+      );
+      if (result === 'exists') return RETRY;
+      return result === 'stored' ? 'updated' : 'missing';
+    });
+  }
+
+  /**
+   * Writes the record first, then decides the cap in the index's compare-and-swap step, counting
+   * the records its entries name that are alive at `record.createdAt`; at the cap the record is
+   * deleted again (no other process knows its id yet).
+   */
+  async createCapped(record: SessionRecord, max: number): Promise<boolean> {
+    await this.write(record);
+    let created = false;
+    try {
+      await this.index.rewrite(record.userId, async (entries) => {
+        const { live, gone } = await this.classify(entries, record.createdAt);
+        if (live.length >= max) {
+          created = false;
+          return gone.size > 0 ? entries.filter(([id]) => !gone.has(id)) : null;
+        }
+        created = true;
+        return [
+          ...entries.filter(([id]) => !gone.has(id)),
+          [record.id, record.absoluteExpiresAt] as Entry,
+        ];
+      });
+    } catch (error) {
+      await this.memcached.remove(this.key(record.id)).catch(() => false);
+      throw error;
+    }
+    if (!created) await this.memcached.remove(this.key(record.id));
+    return created;
+  }
+
+  async listByUser(userId: string, now: number): Promise<SessionRecord[]> {
+    const entries = await this.index.entries(userId);
+    const { live, gone } = await this.classify(entries, now);
+    await this.index.prune(userId, gone);
+    return live.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async deleteByUser(userId: string, exceptId?: string): Promise<number> {
+    const targets = new Set<string>();
+    for (const [id] of await this.index.entries(userId)) if (id !== exceptId) targets.add(id);
+    const removed = await Promise.all([...targets].map((id) => this.delete(id)));
+    // Entries appended meanwhile (sessions created after this call began) are kept.
+    await this.index.rewrite(userId, async (entries) =>
+      entries.some(([id]) => targets.has(id)) ? entries.filter(([id]) => !targets.has(id)) : null,
+    );
+    return removed.filter(Boolean).length;
+  }
+
+  private key(id: string): string {
+    return this.memcached.key(SAFE_ID.test(id) ? `s:${id}` : `s#${hashed(id)}`);
+  }
+
+  private async write(record: SessionRecord): Promise<void> {
+    await this.memcached.write(this.key(record.id), encodeSession(record), record.idleExpiresAt);
+  }
+
+  /** The records `entries` name that are alive at `at`, and the ids whose record is gone. */
+  private async classify(
+    entries: readonly Entry[],
+    at: number,
+  ): Promise<{ live: SessionRecord[]; gone: Set<string> }> {
+    const keys = entries.map(([id]) => this.key(id));
+    const found = await this.memcached.readMany(keys);
+    const live: SessionRecord[] = [];
+    const gone = new Set<string>();
+    entries.forEach(([id], i) => {
+      const record = decodeSession(found.get(keys[i] as string) ?? null, id);
+      if (!record) gone.add(id);
+      else if (at < record.idleExpiresAt) live.push(record);
+    });
+    return { live, gone };
+  }
+}

@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import { ConfigError, Sessions, StoreUnavailableError } from 'latchkey';
+import { MemcachedStore } from 'latchkey/stores/memcached';
+import { record } from 'latchkey/testing';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  exptimeFor,
+  LINGER_MS,
+  MAX_RELATIVE_EXPTIME,
+} from '../../src/stores/memcached/connection.js';
+import { memcachedUnavailable, PrivateMemcached, rawSet } from '../helpers/memcached-server.js';
+
+const reason = await memcachedUnavailable();
+if (reason) {
+  if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') {
+    throw new Error(`memcached is required (LATCHKEY_REQUIRE_SERVICES=1) but ${reason}`);
+  }
+  console.warn(`skipping the memcached store tests: ${reason}`);
+}
+const prefix = () => `lk-test:${randomBytes(6).toString('hex')}:`;
+const BOUND = 8192;
+const T0 = Date.UTC(2026, 0, 1);
+
+describe('memcached exptime', () => {
+  it('is relative seconds up to 30 days, a Unix timestamp beyond, never 0', () => {
+    const now = Date.UTC(2026, 5, 1);
+    expect(exptimeFor(now + 90_000, now)).toBe(90);
+    expect(exptimeFor(now + MAX_RELATIVE_EXPTIME * 1000, now)).toBe(MAX_RELATIVE_EXPTIME);
+    const far = now + MAX_RELATIVE_EXPTIME * 1000 + 1000;
+    expect(exptimeFor(far, now)).toBe(Math.ceil(far / 1000));
+    // A deadline already past (or near) lingers a minute, for callers whose clock differs.
+    expect(exptimeFor(now - 5000, now)).toBe(LINGER_MS / 1000);
+  });
+});
+
+describe('MemcachedStore options', () => {
+  it('bad servers or options are a ConfigError', () => {
+    for (const servers of ['', 'host:0', 'host:99999', 'a b:1', 'h:1:2', 'h:1,h:1', 'h:x']) {
+      expect(() => new MemcachedStore(servers), servers).toThrow(ConfigError);
+    }
+    const bad = [
+      { prefix: 'has space' },
+      { prefix: 'x'.repeat(65) },
+      { connectTimeout: 0 },
+      { commandTimeout: Number.NaN },
+      { maxConnections: 0 },
+    ];
+    for (const options of bad) {
+      expect(() => new MemcachedStore('127.0.0.1:11211', options)).toThrow(ConfigError);
+    }
+    expect(() => new MemcachedStore('127.0.0.1:11211', null as never)).toThrow(ConfigError);
+    expect(new MemcachedStore('memcached://a:1,b').servers).toEqual(['a:1', 'b:11211']);
+  });
+});
+
+describe.skipIf(reason !== null)('MemcachedStore on a private memcached', () => {
+  let server: PrivateMemcached;
+  let store: MemcachedStore;
+  beforeAll(async () => {
+    server = await PrivateMemcached.start(['-m', '64']);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  beforeEach(async () => {
+    store = await MemcachedStore.connect(server.address, { prefix: prefix() });
+  });
+  afterEach(async () => {
+    await store?.close();
+  });
+
+  it('100 parallel capped creates for one user with a cap of 5 leave exactly 5', async () => {
+    const records = Array.from({ length: 100 }, (_, i) => record({ createdAt: T0 + i }));
+    const results = await Promise.all(records.map((r) => store.createCapped(r, 5)));
+    expect(results.filter(Boolean)).toHaveLength(5);
+    const live = await store.listByUser('user-1', T0 + 200);
+    expect(live).toHaveLength(5);
+    const created = new Set(records.filter((_, i) => results[i]).map((r) => r.id));
+    expect(new Set(live.map((r) => r.id))).toEqual(created);
+    for (const [i, r] of records.entries()) {
+      if (!results[i]) expect(await store.get(r.id)).toBeNull();
+    }
+  });
+
+  it('100 parallel patches of distinct keys all land', async () => {
+    const created = record({ data: { keep: 1 } });
+    await store.create(created);
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        store.updateData(created.id, { set: { [`k${i}`]: i }, remove: [], maxBytes: BOUND }),
+      ),
+    );
+    expect(results.every((r) => r === 'updated')).toBe(true);
+    const data = (await store.get(created.id))?.data ?? {};
+    expect(Object.keys(data)).toHaveLength(101);
+  });
+
+  it('a value with foreign flags or bytes reads as no session, not as an outage', async () => {
+    const id = randomBytes(32).toString('base64url');
+    // Flags 2 is memcache-client's JSON flag: its own decoder would throw on these bytes.
+    await rawSet(server.port, `${storePrefix(store)}s:${id}`, Buffer.from('{not json'), 2);
+    expect(await store.get(id)).toBeNull();
+    expect(await store.updateData(id, { set: { a: 1 }, remove: [], maxBytes: BOUND })).toBe(
+      'missing',
+    );
+    // A record stored under another id is not this session either.
+    const other = record();
+    await rawSet(server.port, `${storePrefix(store)}s:${id}`, Buffer.from(JSON.stringify(other)));
+    expect(await store.get(id)).toBeNull();
+  });
+
+  it('a record too large for an item is a rejection that says so, not a silent loss', async () => {
+    const huge = record({ data: { blob: 'x'.repeat(1_100_000) } });
+    await expect(store.create(huge)).rejects.toThrow(/item size limit/);
+  });
+
+  it('reads the server settings at connect and reports evictions', async () => {
+    expect(store.info).toEqual([
+      expect.objectContaining({ server: server.address, evicts: true, itemSizeMax: 1_048_576 }),
+    ]);
+    expect(await store.evictions()).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe.skipIf(reason !== null)('MemcachedStore eviction honesty', () => {
+  const servers: PrivateMemcached[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+    vi.restoreAllMocks();
+  });
+
+  it('warns once when a server can evict, and counts its evictions', async () => {
+    const tiny = await PrivateMemcached.start(['-m', '2']);
+    servers.push(tiny);
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    const first = await MemcachedStore.connect(tiny.address, { prefix: prefix() });
+    const second = await MemcachedStore.connect(tiny.address, { prefix: prefix() });
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/may evict live sessions.*-M/);
+    // Fill it well past capacity: memcached evicts the least recently used sessions.
+    const sessions = Array.from({ length: 300 }, () =>
+      record({ data: { pad: 'p'.repeat(20_000) } }),
+    );
+    for (let i = 0; i < sessions.length; i += 50) {
+      await Promise.all(sessions.slice(i, i + 50).map((r) => first.create(r)));
+    }
+    expect(await first.evictions()).toBeGreaterThan(0);
+    // An evicted session reads as none: never as another user's record.
+    for (const r of sessions) {
+      const found = await first.get(r.id);
+      if (found) expect(found.id).toBe(r.id);
+    }
+    await first.close();
+    await second.close();
+  });
+
+  it('does not warn for a server run with -M', async () => {
+    const strict = await PrivateMemcached.start(['-M']);
+    servers.push(strict);
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    const store = await MemcachedStore.connect(strict.address, { prefix: prefix() });
+    expect(store.info[0]?.evicts).toBe(false);
+    expect(warn).not.toHaveBeenCalled();
+    await store.close();
+  });
+
+  it('connect rejects (not a ConfigError) when a server does not answer', async () => {
+    const gone = await PrivateMemcached.start();
+    await gone.stop();
+    const attempt = MemcachedStore.connect(gone.address, { connectTimeout: 500 });
+    await expect(attempt).rejects.toThrow();
+    await expect(attempt).rejects.not.toBeInstanceOf(ConfigError);
+  });
+});
+
+describe.skipIf(reason !== null)('MemcachedStore on two servers', () => {
+  let a: PrivateMemcached;
+  let b: PrivateMemcached;
+  beforeAll(async () => {
+    [a, b] = await Promise.all([PrivateMemcached.start(), PrivateMemcached.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  it('spreads keys over both; losing one makes only its sessions fail (a rejection: 503), never "not found"', async () => {
+    const store = await MemcachedStore.connect(`${a.address},${b.address}`, {
+      prefix: prefix(),
+      connectTimeout: 500,
+      commandTimeout: 1000,
+    });
+    const engine = new Sessions({ store });
+    const issued = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => engine.create(`user-${i}`)),
+    );
+    const onA = issued.filter(({ session }) => store.serverOfSession(session.id) === a.address);
+    const onB = issued.filter(({ session }) => store.serverOfSession(session.id) === b.address);
+    expect(onA.length).toBeGreaterThan(0);
+    expect(onB.length).toBeGreaterThan(0);
+    for (const { token } of issued) expect((await engine.validate(token)).reason).toBeNull();
+
+    await a.stop();
+    for (const { token } of onA) {
+      await expect(engine.validate(token)).rejects.toBeInstanceOf(StoreUnavailableError);
+    }
+    for (const { token, session } of onB) {
+      expect((await engine.validate(token)).session?.id).toBe(session.id);
+    }
+    // A miss on the live server is still a miss.
+    let unknown = randomBytes(32).toString('base64url');
+    while (store.serverOfSession(unknown) !== b.address)
+      unknown = randomBytes(32).toString('base64url');
+    expect(await store.get(unknown)).toBeNull();
+
+    // Back (empty: memcached keeps nothing): the client reconnects, its sessions are gone (401).
+    await a.resume();
+    await vi.waitFor(async () => {
+      const { token } = onA[0] as (typeof onA)[number];
+      expect((await engine.validate(token)).reason).toBe('not_found');
+    });
+    await store.close();
+  });
+});
+
+/** The prefix a store was opened with (its keys start with it). */
+function storePrefix(store: MemcachedStore): string {
+  return (store as unknown as { memcached: { key(name: string): string } }).memcached.key('');
+}
+
+describe.skipIf(reason !== null)('MemcachedStore throttle on tiny items', () => {
+  let small: PrivateMemcached;
+  beforeAll(async () => {
+    // 2 KiB items: a window-end shard overflows after about 30 windows.
+    small = await PrivateMemcached.start(['-I', '2048', '-o', 'slab_chunk_max=2048']);
+  });
+  afterAll(async () => {
+    await small?.stop();
+  });
+
+  it('a full window-end index never fails an attempt: it is trimmed, and sweeps still count', async () => {
+    const store = await MemcachedStore.connect(small.address, { prefix: prefix() });
+    expect(store.info[0]?.itemSizeMax).toBe(2048);
+    const now = Date.now();
+    const rule = { windowMs: 1000, limit: 5, freeAttempts: 5, delays: [0] };
+    const decisions = [];
+    for (let i = 0; i < 600; i++) decisions.push(await store.consumeAttempt(`ip:${i}`, now, rule));
+    expect(decisions.every((d) => d.allowed)).toBe(true);
+    const swept = await store.deleteExpiredAttempts(now + 1000);
+    expect(swept).toBeGreaterThan(0);
+    // Trimmed shards forgot some windows (they expire by themselves): the sweep counts fewer.
+    expect(swept).toBeLessThan(600);
+    await store.close();
+  });
+});
