@@ -97,6 +97,12 @@ describe('sessions and users in separate stores', () => {
     );
     expect((await call(`${server.url}/readyz`)).status).toBe(200);
 
+    // Login-attempt counters live with the sessions, in Redis.
+    expect((await apiLogin(server.url, 'ada', 'not the password')).status).toBe(401);
+    const scanned = await redis.cli('--scan');
+    expect(scanned).toContain('{throttle}');
+    expect(await queryOne(users, 'SELECT count(*) AS n FROM latchkey.latchkey_attempts')).toBe(0);
+
     const login = await apiLogin(server.url, 'ada', PASSWORD);
     expect(login.status, login.body).toBe(200);
     const cookie = sessionCookie(login);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/index.js';
+import { ConfigError, Latchkey } from '../../src/index.js';
 import { readServeSettings } from '../../src/server/settings.js';
 import {
   openStores,
@@ -11,6 +11,7 @@ import {
   type Scheme,
   type StoreChoice,
 } from '../../src/server/stores.js';
+import { sweepOnce } from '../../src/server/sweep.js';
 import { REDIS_URL, redisUnavailable } from '../helpers/redis-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-plan-'));
@@ -117,5 +118,42 @@ describe('opening the stores', () => {
     expect(await again.users.findUserByKey('ada')).toMatchObject({ id: 'u1' });
     expect(await again.sessions.listByUser('u1', Date.now())).toEqual([]);
     await again.close();
+  });
+});
+
+describe('sweeping split stores', () => {
+  it('sweeps remember-me tokens in the users store, windows and sessions in the sessions store', async () => {
+    const stores = await openStores({ ...choice('memory'), db: join(dir, 'sweep.db') });
+    try {
+      const now = Date.now();
+      const token = (selector: string, expiresAt: number) => ({
+        selector,
+        validatorHash: 'h',
+        userId: 'u1',
+        createdAt: now - 10_000,
+        expiresAt,
+        replacedBy: null,
+        replacedAt: null,
+      });
+      await stores.users.createRemember(token('old', now - 1));
+      await stores.users.createRemember(token('live', now + 60_000));
+      const rule = { windowMs: 1, limit: 10, freeAttempts: 10, delays: [0] };
+      await stores.sessions.consumeAttempt('ip:127.0.0.1', now - 10, rule);
+      // A session made an hour ago, so its 30-minute idle timeout has passed by now.
+      let clock = now - 3_600_000;
+      const latchkey = new Latchkey({
+        store: stores.sessions,
+        users: stores.users,
+        remember: { store: stores.users },
+        clock: () => clock,
+      });
+      await latchkey.create('u1');
+      clock = Date.now();
+      expect(await sweepOnce(latchkey, stores)).toEqual({ remember: 1, attempts: 1, sessions: 1 });
+      expect(await stores.users.findRemember('live')).not.toBeNull();
+      expect(await stores.users.findRemember('old')).toBeNull();
+    } finally {
+      await stores.close();
+    }
   });
 });
