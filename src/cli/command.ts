@@ -1,7 +1,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { Latchkey, UserInfo } from '../index.js';
 import { optionLine, type SettingKey, settingsHelp } from '../server/settings.js';
-import type { OpenedStore } from '../server/stores.js';
+import type { OpenedStores } from '../server/stores.js';
 import { Failure } from './errors.js';
 
 /** A `latchkey <group> <verb>` command that works on the store. */
@@ -15,13 +15,14 @@ export interface Command {
 
 export interface CommandInput {
   readonly auth: Latchkey;
-  readonly store: OpenedStore;
+  /** The sessions and users stores, as `latchkey serve` opens them. */
+  readonly stores: OpenedStores;
   readonly args: readonly string[];
   readonly values: Record<string, string | boolean | undefined>;
 }
 
 /** The settings every command reads, as `latchkey serve` does. */
-export const STORE_SETTINGS: readonly SettingKey[] = ['db', 'store'];
+export const STORE_SETTINGS: readonly SettingKey[] = ['db', 'store', 'users'];
 
 /** A command's usage text: what it does, its own options, then the store options. */
 export function usage(

@@ -9,7 +9,7 @@ import {
   type Settings,
   settingOptions,
 } from '../server/settings.js';
-import { type OpenedStore, openStore } from '../server/stores.js';
+import { type OpenedStores, openStores, takesCache } from '../server/stores.js';
 import { type Command, type CommandInput, STORE_SETTINGS } from './command.js';
 import { CONFIG_USAGE, configCheck } from './commands/config.js';
 import { MAINTENANCE_COMMANDS } from './commands/maintenance.js';
@@ -39,9 +39,11 @@ Commands:
   sweep                          delete expired sessions and print how many
   migrate                        bring a PostgreSQL store's schema up to date
 
-Every command reads the store as latchkey serve does: --config FILE, --db FILE (default
-./latchkey.db) and --store URL (redis://… or postgres://…), or LATCHKEY_CONFIG, LATCHKEY_DB and
-LATCHKEY_STORE; and takes --help.
+Every command reads the stores as latchkey serve does: --config FILE, --db FILE (default
+./latchkey.db), --store URL (sessions: redis://… or postgres://…) and --users URL (users and
+remember-me tokens), or LATCHKEY_CONFIG, LATCHKEY_DB, LATCHKEY_STORE and LATCHKEY_USERS; and
+takes --help. "user" commands work on the users store, "sessions" on the sessions store, and
+"sweep" sweeps both.
 Changes take effect on a running server that uses the same store at its next request.`;
 
 const COMMANDS: Readonly<Record<string, Command>> = {
@@ -116,7 +118,7 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
   }
 
   let settings: Settings;
-  let store: OpenedStore;
+  let stores: OpenedStores;
   try {
     settings = resolveSettings(values, process.env).settings;
   } catch (error) {
@@ -127,14 +129,21 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
   try {
     // With the cache on, a PostgreSQL write waits until every server's cache has dropped the
     // session, so a revocation from the CLI is as immediate as one from a server.
-    store = await openStore({ ...settings, cache: settings.store !== null });
+    stores = await openStores({ ...settings, cache: takesCache(settings.store) });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     fail(error.message);
     return FAILED;
   }
   try {
-    await command.run({ auth: new Latchkey({ store, users: store }), store, args, values });
+    // Users (and their remember-me tokens) in the users store, sessions in the sessions store:
+    // `user disable` ends both, wherever each lives.
+    const auth = new Latchkey({
+      store: stores.sessions,
+      users: stores.users,
+      remember: { store: stores.users },
+    });
+    await command.run({ auth, stores, args, values });
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
@@ -147,7 +156,7 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
     }
     throw error;
   } finally {
-    await store.close();
+    await stores.close();
   }
 }
 

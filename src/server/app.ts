@@ -6,6 +6,7 @@ import {
   type Latchkey,
   type SessionStore,
   safeNextPath,
+  type UserStore,
 } from '../index.js';
 import { Actions } from './actions.js';
 import { crossOrigin, failure, notAllowed, notFound } from './answers.js';
@@ -29,6 +30,8 @@ export interface AppOptions {
   readonly latchkey: Latchkey;
   /** Probed by `/readyz`. */
   readonly store: SessionStore;
+  /** Probed by `/readyz` too, when users live in a store of their own. */
+  readonly users?: UserStore;
   readonly allowSignup: boolean;
   /** Proxy addresses whose `X-Forwarded-For` is believed. */
   readonly trustedProxies: ReadonlySet<string>;
@@ -73,7 +76,7 @@ export function createApp(
     pageRoutes(site),
     formRoutes(site, actions),
     apiRoutes(site, actions),
-    opsRoutes(site, options.store),
+    opsRoutes(site, options.store, options.users),
   );
   const revokeSession = revokeSessionRoute(site, actions);
 

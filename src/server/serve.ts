@@ -12,7 +12,7 @@ import { observeAuth, observeEvents, observeRequests } from './observe.js';
 import { metricsOnly } from './routes/ops.js';
 import { loadSecret } from './secret.js';
 import type { Settings } from './settings.js';
-import { openStore, redact } from './stores.js';
+import { describeTarget, openStores, type SessionsStore, type UsersStore } from './stores.js';
 import { startSweeper } from './sweep.js';
 
 export interface RunningServer {
@@ -39,8 +39,15 @@ export async function startServer(config: Settings): Promise<RunningServer> {
   const audit =
     config.auditLog === null ? stdout : pino.destination({ dest: config.auditLog, sync: true });
   const metrics = config.metrics || config.metricsPort !== null ? new ServerMetrics() : null;
-  const opened = await openStore(config);
-  const store = metrics ? countStoreErrors(opened, () => metrics.storeError()) : opened;
+  const opened = await openStores(config);
+  const counted = <T extends object>(store: T): T =>
+    metrics ? countStoreErrors(store, () => metrics.storeError()) : store;
+  // One object for both roles when they share a store, so sweeps and locks see it once.
+  const store: SessionsStore = counted(opened.sessions);
+  const users: UsersStore = opened.plan.shared
+    ? (store as SessionsStore & UsersStore)
+    : counted(opened.users);
+  const stores = { sessions: store, users };
   let server: Server | undefined;
   let metricsServer: Server | null = null;
   let sweeper: ReturnType<typeof startSweeper> | null = null;
@@ -48,9 +55,9 @@ export async function startServer(config: Settings): Promise<RunningServer> {
   try {
     const latchkey = new Latchkey({
       store,
-      users: store,
+      users,
       throttle: { store },
-      remember: { store },
+      remember: { store: users },
       idleTimeout: config.idleTimeout,
       absoluteTimeout: config.absoluteTimeout,
       touchInterval: config.touchInterval,
@@ -61,6 +68,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
     const app = createApp({
       latchkey,
       store,
+      users,
       allowSignup: config.allowSignup,
       trustedProxies: config.trustProxy,
       csrf,
@@ -83,26 +91,34 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       await listen(metricsServer, config.metricsPort, config.host);
     }
     if (config.sweepInterval > 0) {
-      sweeper = startSweeper({ interval: config.sweepInterval, latchkey, store, logger, metrics });
+      sweeper = startSweeper({ interval: config.sweepInterval, latchkey, stores, logger, metrics });
     }
   } catch (error) {
     listening?.close();
-    await store.close();
+    await opened.close();
     throw error;
   }
   const main = server;
 
   const url = `${tls ? 'https' : 'http'}://${hostPort(main)}`;
   const metricsUrl = metricsServer ? `http://${hostPort(metricsServer)}/metrics` : null;
+  const sessionsAt = describeTarget(opened.plan.sessions);
+  const usersAt = opened.plan.shared ? null : describeTarget(opened.plan.users);
+  if (opened.plan.users.url !== null && /^memory/i.test(opened.plan.users.url.trim())) {
+    logger.warn(
+      'users and remember-me tokens live in memory (--users memory): lost when this process stops',
+    );
+  }
   logger.info(
     {
-      store: config.store ? redact(config.store) : config.db,
+      store: sessionsAt,
+      users: usersAt ?? sessionsAt,
       cache: config.cache,
       signup: config.allowSignup,
       metrics: metricsUrl ?? (config.metrics ? `${url}/metrics` : null),
       sweepInterval: config.sweepInterval,
     },
-    `latchkey listening on ${url} (store ${config.store ? redact(config.store) : config.db}${config.cache ? ' with cache' : ''}, sign-up ${config.allowSignup ? 'on' : 'off'})`,
+    `latchkey listening on ${url} (store ${sessionsAt}${config.cache ? ' with cache' : ''}${usersAt === null ? '' : `, users ${usersAt}`}, sign-up ${config.allowSignup ? 'on' : 'off'})`,
   );
   let closing: Promise<void> | null = null;
   return {
@@ -121,7 +137,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
         clearInterval(sweep);
         clearTimeout(deadline);
         await sweeper?.stop();
-        await store.close();
+        await opened.close();
         logger.info('latchkey stopped');
         if (audit !== stdout) audit.flushSync();
         stdout.flushSync();

@@ -15,7 +15,7 @@ import {
   storeUrl,
   text,
 } from './setting-kinds.js';
-import { redact } from './stores.js';
+import { NOT_DURABLE, redact, refusedForUsers, takesCache } from './stores.js';
 
 export type { LogLevel } from './setting-kinds.js';
 
@@ -39,8 +39,17 @@ const SETTINGS = [
   },
   { key: 'port', kind: port, default: '3000', help: 'port, 0 for any free one' },
   { key: 'db', kind: text('FILE'), default: './latchkey.db', help: 'SQLite file' },
-  { key: 'store', kind: storeUrl, help: 'redis://… or postgres://… instead of SQLite' },
-  { key: 'cache', kind: flag, help: 'validation cache in front of Redis or PostgreSQL' },
+  {
+    key: 'store',
+    kind: storeUrl,
+    help: 'sessions and login-attempt counters in redis://…, postgres://… or memory instead of the SQLite file',
+  },
+  {
+    key: 'users',
+    kind: storeUrl,
+    help: 'users and remember-me tokens in postgres://…, redis://… or memory (demos only); default: the --store when it is durable (SQLite, PostgreSQL, Redis), else the SQLite file',
+  },
+  { key: 'cache', kind: flag, help: 'validation cache in front of Redis or PostgreSQL sessions' },
   {
     key: 'idleTimeout',
     kind: duration(),
@@ -141,9 +150,10 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
     message: '{metricsPort} must differ from {port} (use --metrics to serve both on one port)',
   },
   {
-    broken: (s) => s.cache && s.store === null,
+    broken: (s) => s.cache && !takesCache(s.store),
     message: '{cache}: needs --store redis://… or postgres://…',
   },
+  { broken: (s) => refusedForUsers(s.users), message: `{users} ${NOT_DURABLE}` },
 ];
 
 /** `idleTimeout` → `--idle-timeout`. */

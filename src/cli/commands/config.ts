@@ -8,6 +8,7 @@ import {
   type SettingKey,
   type SettingSource,
 } from '../../server/settings.js';
+import { describeTarget, planStores, type StorePlan } from '../../server/stores.js';
 import { fail, print, printTable } from '../print.js';
 
 /** Exit codes: 0 done, 2 a bad setting. */
@@ -17,8 +18,10 @@ export const CONFIG_USAGE = `Usage: latchkey config check [--config FILE] [--jso
 
 Reads the configuration exactly as "latchkey serve" would (flags, then LATCHKEY_* variables, then
 the --config file, then defaults), prints every setting with where it came from, and exits 0; a
-bad setting exits 2 with the key and the reason. Secrets are masked: a store URL's password is
-shown as ***, and the secret file is named, never read. The store is not contacted.
+bad setting exits 2 with the key and the reason. Then it shows where sessions and users live
+(--store and --users; without --users, users share a durable --store, else go to the SQLite
+--db file). Secrets are masked: a store URL's password is shown as ***, and the secret file is
+named, never read. No store is contacted.
 
   --json             one JSON object of settings instead of a table
   -h, --help         show this help
@@ -42,11 +45,12 @@ export function configCheck(argv: readonly string[]): number {
   }
   if (resolved === null) return 0;
   const shown = describeSettings(resolved.settings);
+  const sources = resolved.sources;
+  const stores = storesOf(planStores(resolved.settings), sources);
   if (json) {
-    print(JSON.stringify(shown, null, 2));
+    print(JSON.stringify({ ...shown, stores }, null, 2));
     return 0;
   }
-  const sources = resolved.sources;
   printTable(
     ['KEY', 'VALUE', 'FROM'],
     SETTING_KEYS.map((key) => {
@@ -56,7 +60,43 @@ export function configCheck(argv: readonly string[]): number {
       return [key, text, sourceOf(key, sources[key])];
     }),
   );
+  print('');
+  printTable(
+    ['STORE', 'HOLDS', 'AT', 'FROM'],
+    [
+      ['sessions', 'sessions, login-attempt counters', stores.sessions.at, stores.sessions.from],
+      ['users', 'users, remember-me tokens', stores.users.at, stores.users.from],
+    ],
+  );
   return 0;
+}
+
+interface ShownStore {
+  /** The SQLite file or the URL, password masked. */
+  readonly at: string;
+  /** Which setting put it there. */
+  readonly from: string;
+}
+
+/** Where sessions and users live, and which setting (or rule) sent each there. */
+function storesOf(
+  plan: StorePlan,
+  sources: ResolvedSettings['sources'],
+): { sessions: ShownStore; users: ShownStore; shared: boolean } {
+  const sessionsFrom =
+    plan.sessions.url === null
+      ? `${sourceOf('db', sources.db)} (SQLite)`
+      : sourceOf('store', sources.store);
+  const usersFrom = {
+    given: sourceOf('users', sources.users),
+    'same as store': `same store as sessions (no --users, and ${plan.sessions.url === null ? 'SQLite' : 'the store'} is durable)`,
+    'sqlite default': `${sourceOf('db', sources.db)} (SQLite: no --users, and the --store is not durable)`,
+  }[plan.usersReason];
+  return {
+    sessions: { at: describeTarget(plan.sessions), from: sessionsFrom },
+    users: { at: describeTarget(plan.users), from: usersFrom },
+    shared: plan.shared,
+  };
 }
 
 function sourceOf(key: SettingKey, from: SettingSource): string {

@@ -12,8 +12,8 @@ export const MAINTENANCE_COMMANDS: Readonly<Record<string, Command>> = {
 does every --sweep-interval, and prints the number of sessions deleted.`,
     ),
     args: [],
-    async run({ auth, store }) {
-      const counts = await sweepOnce(auth, store);
+    async run({ auth, stores }) {
+      const counts = await sweepOnce(auth, stores);
       if (counts === null) fail('another process is sweeping this store; nothing was deleted');
       print(String(counts?.sessions ?? 0));
     },
@@ -26,18 +26,23 @@ so several processes may run it at once) and prints the schema version. SQLite a
 stores need none.`,
     ),
     args: [],
-    async run({ store }) {
-      // Opening a PostgreSQL store has already migrated it; this reports what that did.
-      if (!hasCapability(store, 'migrations')) {
+    async run({ stores }) {
+      // Opening a PostgreSQL store has already migrated it; this reports what that did, for the
+      // sessions store and the users store (each once).
+      const migrating = stores.all.filter((store) => hasCapability(store, 'migrations'));
+      if (migrating.length === 0) {
         print('nothing to migrate: only PostgreSQL stores have migrations');
         return;
       }
-      const { applied, version } = await store.migrations();
-      print(
-        applied.length === 0
-          ? `schema up to date (version ${version})`
-          : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema at version ${version}`,
-      );
+      for (const store of migrating) {
+        if (!hasCapability(store, 'migrations')) continue;
+        const { applied, version } = await store.migrations();
+        print(
+          applied.length === 0
+            ? `schema up to date (version ${version})`
+            : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema at version ${version}`,
+        );
+      }
     },
   },
 };

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { SessionStore } from '../../index.js';
+import type { SessionStore, UserStore } from '../../index.js';
 import { retryAfter } from '../answers.js';
 import { jsonReply } from '../http.js';
 import type { ServerMetrics } from '../metrics.js';
@@ -7,14 +7,18 @@ import type { Routes, Site } from '../site.js';
 import { userOf } from '../views.js';
 
 /** Health, readiness and forward auth: for load balancers and proxies, never for people. */
-export function opsRoutes(site: Site, store: SessionStore): Routes {
+export function opsRoutes(site: Site, store: SessionStore, users?: UserStore): Routes {
   const { latchkey } = site;
   return {
     '/healthz': { GET: async () => jsonReply(200, { status: 'ok' }) },
     '/readyz': {
       GET: async () => {
         try {
-          await store.get('readiness-probe');
+          // Both stores must answer: a login needs the users store, every request the sessions one.
+          await Promise.all([
+            store.get('readiness-probe'),
+            users && users !== (store as unknown) ? users.findUserById('readiness-probe') : null,
+          ]);
           return jsonReply(200, { status: 'ready' });
         } catch {
           return jsonReply(503, { status: 'unavailable' }, { headers: retryAfter() });
