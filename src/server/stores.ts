@@ -57,6 +57,15 @@ const postgres: Scheme = {
     return PostgresStore.connect(url, { cache });
   },
 };
+/** `memcached://host:11211[,host2:11212]`: sessions and throttle counters only (it evicts). */
+const memcached: Scheme = {
+  durable: false,
+  cache: false,
+  open: async (url) => {
+    const { MemcachedStore } = await import('../stores/memcached/index.js');
+    return MemcachedStore.connect(url.replace(/^memcached:\/\//i, '').replace(/\/+$/, ''));
+  },
+};
 const memory: Scheme = {
   durable: false,
   cache: false,
@@ -68,7 +77,7 @@ const memory: Scheme = {
 
 /**
  * Each URL scheme `--store` and `--users` take, how it opens, and whether it is durable. A new
- * store is one line here (`memcached: { open, durable: false, cache: false }`). `memory` is
+ * store is one entry here. `memory` is
  * written bare (`--store memory`) or as `memory://`. Besides these, the bare word `sqlite` names
  * the SQLite `--db` file (`--users sqlite`).
  */
@@ -77,6 +86,7 @@ export const SCHEMES: Readonly<Record<string, Scheme>> = {
   rediss: redis,
   postgres,
   postgresql: postgres,
+  memcached,
   memory,
 };
 
