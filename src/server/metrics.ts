@@ -91,6 +91,18 @@ export class ServerMetrics {
     for (const kind of ['sessions', 'remember', 'attempts']) this.swept.inc({ kind }, 0);
   }
 
+  /** Reports the sessions store's evictions count (Memcached) as `latchkey_store_evictions`. */
+  watchEvictions(read: () => Promise<number>): void {
+    new Gauge({
+      name: 'latchkey_store_evictions',
+      help: 'Items the sessions store has evicted for memory (each may have logged a user out), as the store reports it.',
+      registers: [this.registry],
+      async collect() {
+        this.set(await read());
+      },
+    });
+  }
+
   login(result: LoginOutcome): void {
     this.logins.inc({ result });
   }

@@ -9,7 +9,7 @@ import { createApp } from './app.js';
 import { createLogger, errorFields, stdoutDestination } from './logs.js';
 import { countStoreErrors, ServerMetrics } from './metrics.js';
 import { observeAuth, observeEvents, observeRequests } from './observe.js';
-import { metricsOnly } from './routes/ops.js';
+import { evictionsOf, metricsOnly } from './routes/ops.js';
 import { loadSecret } from './secret.js';
 import type { Settings } from './settings.js';
 import { describeTarget, openStores, type SessionsStore, type UsersStore } from './stores.js';
@@ -48,6 +48,8 @@ export async function startServer(config: Settings): Promise<RunningServer> {
     ? (store as SessionsStore & UsersStore)
     : counted(opened.users);
   const stores = { sessions: store, users };
+  const evictions = evictionsOf(opened.sessions);
+  if (metrics && evictions) metrics.watchEvictions(evictions);
   let server: Server | undefined;
   let metricsServer: Server | null = null;
   let sweeper: ReturnType<typeof startSweeper> | null = null;

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { addUser, runCli, tempDir, useServe } from '../helpers/cli.js';
-import { memcachedUnavailable, PrivateMemcached } from '../helpers/memcached-server.js';
+import { memcachedUnavailable, PrivateMemcached, rawRequest } from '../helpers/memcached-server.js';
 import {
   type Answer,
   apiLogin,
@@ -27,9 +27,12 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((server) => server.stop()));
 });
 
-async function privateMemcached(context: { skip(): void }): Promise<PrivateMemcached> {
+async function privateMemcached(
+  context: { skip(): void },
+  args: string[] = ['-M'],
+): Promise<PrivateMemcached> {
   skipOrFail(await memcachedUnavailable(), context);
-  const server = await PrivateMemcached.start(['-M']);
+  const server = await PrivateMemcached.start(args);
   running.push(server);
   return server;
 }
@@ -85,7 +88,12 @@ describe('latchkey serve on memcached', () => {
     );
     expect(check.stdout).toContain(`users     users, remember-me tokens         ${temp.db}`);
     expect(check.stdout).toMatch(/--db \(SQLite: no --users, and the --store is not durable\)$/m);
-    const server = await startServe(['--store', store, '--db', temp.db]);
+    const server = await startServe(['--store', store, '--db', temp.db, '--metrics']);
+    // memcached may evict: readiness and metrics report how often it did (-M here: never).
+    const ready = await call(`${server.url}/readyz`);
+    expectStatus(ready, 200, '/readyz');
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ready', evictions: 0 });
+    expect((await call(`${server.url}/metrics`)).body).toMatch(/^latchkey_store_evictions 0$/m);
     const login = await apiLogin(server.url, 'ada', PASSWORD);
     expectStatus(login, 200, 'login');
     const cookie = sessionCookie(login);
@@ -109,6 +117,42 @@ describe('latchkey serve on memcached', () => {
     }
     expectStatus(me, 401, '/api/me after memcached came back empty');
     expectStatus(await apiLogin(server.url, 'ada', PASSWORD), 200, 'login after the restart');
+  });
+
+  it('an eviction logs the user out (never in as anyone) and shows in /readyz and /metrics', {
+    timeout: 60_000,
+  }, async (context) => {
+    // 2 MiB and no -M: memcached evicts the least recently used items when it is full.
+    const memcached = await privateMemcached(context, ['-m', '2']);
+    const { db, remove } = tempDir();
+    try {
+      await addUser(db, 'ada', PASSWORD);
+      const server = await startServe([
+        '--store',
+        `memcached://${memcached.address}`,
+        '--db',
+        db,
+        '--metrics',
+      ]);
+      expect(server.output()).toContain('LATCHKEY_MEMCACHED_EVICTS');
+      const cookie = sessionCookie(await apiLogin(server.url, 'ada', PASSWORD));
+      expectStatus(await apiMe(server.url, cookie), 200, 'me before the flood');
+      // Someone else's items, of every size near a session's (so every slab class a session's
+      // items may sit in), fill memcached many times over, in one pipelined burst.
+      const burst = Array.from({ length: 40_000 }, (_, i) => {
+        const filler = 'x'.repeat(100 + (i % 20) * 50);
+        return `set other-app:${i} 0 60 ${filler.length} noreply\r\n${filler}\r\n`;
+      }).join('');
+      expect(await rawRequest(memcached.port, `${burst}version\r\n`)).toMatch(/^VERSION /);
+      expectStatus(await apiMe(server.url, cookie), 401, 'me after the session was evicted');
+      const ready = JSON.parse((await call(`${server.url}/readyz`)).body) as { evictions: number };
+      expect(ready.evictions).toBeGreaterThan(0);
+      const metrics = (await call(`${server.url}/metrics`)).body;
+      const gauge = Number(/^latchkey_store_evictions (\d+)$/m.exec(metrics)?.[1]);
+      expect(gauge).toBeGreaterThanOrEqual(ready.evictions);
+    } finally {
+      remove();
+    }
   });
 
   it('refuses memcached as the users store: it evicts', async (context) => {

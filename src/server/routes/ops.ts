@@ -6,20 +6,38 @@ import type { ServerMetrics } from '../metrics.js';
 import type { Routes, Site } from '../site.js';
 import { userOf } from '../views.js';
 
+/** A store that may evict live records (Memcached) reports how many it has evicted. */
+interface EvictingStore {
+  evictions(): Promise<number>;
+}
+
+/** How to read the store's evictions count, or null for a store that never evicts. */
+export function evictionsOf(store: object): (() => Promise<number>) | null {
+  const evicting = store as Partial<EvictingStore>;
+  return typeof evicting.evictions === 'function'
+    ? () => (store as EvictingStore).evictions()
+    : null;
+}
+
 /** Health, readiness and forward auth: for load balancers and proxies, never for people. */
 export function opsRoutes(site: Site, store: SessionStore, users?: UserStore): Routes {
   const { latchkey } = site;
+  const readEvictions = evictionsOf(store);
   return {
     '/healthz': { GET: async () => jsonReply(200, { status: 'ok' }) },
     '/readyz': {
       GET: async () => {
         try {
           // Both stores must answer: a login needs the users store, every request the sessions one.
-          await Promise.all([
+          const [, , evictions] = await Promise.all([
             store.get('readiness-probe'),
             users && users !== (store as unknown) ? users.findUserById('readiness-probe') : null,
+            readEvictions?.() ?? null,
           ]);
-          return jsonReply(200, { status: 'ready' });
+          return jsonReply(
+            200,
+            evictions === null ? { status: 'ready' } : { status: 'ready', evictions },
+          );
         } catch {
           return jsonReply(503, { status: 'unavailable' }, { headers: retryAfter() });
         }
