@@ -49,9 +49,7 @@ export function formFailure(status: 400 | 413 | 415): Reply {
     413: 'The form is too large.',
     415: 'Send the form as application/x-www-form-urlencoded.',
   };
-  return htmlReply(status, messagePage('Bad request', messages[status]), {
-    headers: status === 413 ? { connection: 'close' } : {},
-  });
+  return htmlReply(status, messagePage('Bad request', messages[status]));
 }
 
 export function csrfFailure(viewer: Viewer, setCookie: readonly string[]): Reply {

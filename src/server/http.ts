@@ -85,6 +85,8 @@ export async function readBody(
     return { ok: false, status: 415, error: 'unsupported_media_type' };
   }
   if (Number(req.headers['content-length']) > MAX_BODY_BYTES) {
+    // Read and drop the body: closing on a client still sending it would lose it the 413 (EPIPE).
+    req.resume();
     return { ok: false, status: 413, error: 'payload_too_large' };
   }
   return new Promise((resolve) => {
