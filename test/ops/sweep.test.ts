@@ -19,6 +19,33 @@ afterAll(() => temp.remove());
 
 const startServe = useServe();
 
+/** Starts a sweep on `store` that holds the lock until `release()`, which gives its result. */
+async function holdSweepLock<T>(
+  store: PostgresStore,
+  result: T,
+): Promise<{ release(): Promise<T | null> }> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let started!: () => void;
+  const inside = new Promise<void>((resolve) => {
+    started = resolve;
+  });
+  const sweeping = store.sweepExclusive(async () => {
+    started();
+    await held;
+    return result;
+  });
+  await inside;
+  return {
+    release() {
+      release();
+      return sweeping;
+    },
+  };
+}
+
 function count(table: string, where = '1 = 1'): number {
   const db = new Database(temp.db, { readonly: true });
   try {
@@ -98,24 +125,10 @@ describe('PostgreSQL: one sweeper at a time', () => {
     const a = await PostgresStore.connect(POSTGRES_URL, { schema });
     const b = await PostgresStore.connect(POSTGRES_URL, { schema });
     try {
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let started!: () => void;
-      const inside = new Promise<void>((resolve) => {
-        started = resolve;
-      });
-      const first = a.sweepExclusive(async () => {
-        started();
-        await held;
-        return 'a swept';
-      });
-      await inside;
+      const first = await holdSweepLock(a, 'a swept');
       // While a sweeps, b skips at once (never waits for the lock).
       expect(await b.sweepExclusive(async () => 'b swept')).toBeNull();
-      release();
-      expect(await first).toBe('a swept');
+      expect(await first.release()).toBe('a swept');
       // Released: the next sweep on either store runs.
       expect(await b.sweepExclusive(async () => b.deleteExpired(Date.now()))).toBe(0);
       // A failing sweep gives the lock back too.
@@ -140,24 +153,11 @@ describe('PostgreSQL: one sweeper at a time', () => {
     url.pathname = `/${database}`;
     const holder = await PostgresStore.connect(url.toString());
     try {
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let started!: () => void;
-      const inside = new Promise<void>((resolve) => {
-        started = resolve;
-      });
-      const sweeping = holder.sweepExclusive(async () => {
-        started();
-        await held;
-      });
-      await inside;
+      const sweeping = await holdSweepLock(holder, null);
       const skipped = await runCli(['sweep', '--store', url.toString()]);
       expect(skipped).toMatchObject({ code: 0, stdout: '0\n' });
       expect(skipped.stderr).toMatch(/another process is sweeping/);
-      release();
-      await sweeping;
+      await sweeping.release();
       const swept = await runCli(['sweep', '--store', url.toString()]);
       expect(swept).toMatchObject({ code: 0, stdout: '0\n', stderr: '' });
     } finally {
