@@ -42,6 +42,7 @@ export {
 export {
   type Authentication,
   type Credentials,
+  type IsActive,
   Latchkey,
   type LatchkeyOptions,
   type LoginContext,

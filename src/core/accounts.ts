@@ -90,8 +90,9 @@ export class Accounts implements PasswordCheck {
     checkNewPassword(password);
     const passwordHash = await hashPassword(password);
     if (!(await callStore(() => this.users.updateUser(userId, { passwordHash })))) return false;
-    if (signOutOthers) await this.signOut.others(userId, options.keepSession);
+    // Tokens before sessions: a remember-me restore re-checks its token after writing its session.
     await this.signOut.forgetRemembered(userId);
+    if (signOutOthers) await this.signOut.others(userId, options.keepSession);
     return true;
   }
 
@@ -125,11 +126,19 @@ export class Accounts implements PasswordCheck {
     }
     const matches = await verifyPassword(record.passwordHash, password);
     if (!matches || record.disabled) return { userId: record.id, user: null };
-    if (needsRehash(record.passwordHash)) {
-      const passwordHash = await hashPassword(password);
-      await callStore(() => this.users.updateUser(record.id, { passwordHash }));
-    }
-    return { userId: record.id, user: snapshotOf(record) };
+    // Hashed now, written only once the account is known unchanged: never over a new password.
+    const upgraded = needsRehash(record.passwordHash) ? await hashPassword(password) : null;
+    return {
+      userId: record.id,
+      user: snapshotOf(record),
+      unchanged: async () => {
+        if (!(await this.unchanged(record))) return false;
+        if (upgraded !== null) {
+          await callStore(() => this.users.updateUser(record.id, { passwordHash: upgraded }));
+        }
+        return true;
+      },
+    };
   }
 
   async accountOf(session: SessionRecord): Promise<SessionAccount | null> {
@@ -138,12 +147,24 @@ export class Accounts implements PasswordCheck {
     return {
       key: record.usernameKey,
       verify: (password) => verifyPassword(record.passwordHash, password),
+      unchanged: () => this.unchanged(record),
     };
   }
 
   async rememberedUser(userId: string): Promise<JsonObject | null> {
     const record = await callStore(() => this.users.findUserById(userId));
     return record && !record.disabled ? snapshotOf(record) : null;
+  }
+
+  /**
+   * Whether the account `seen` was read as is still enabled with the same hash. Looked up by
+   * username key: a script in Redis, so never served from its client-side cache.
+   */
+  private async unchanged(seen: UserRecord): Promise<boolean> {
+    const now = await callStore(() => this.users.findUserByKey(seen.usernameKey));
+    return (
+      now !== null && now.id === seen.id && !now.disabled && now.passwordHash === seen.passwordHash
+    );
   }
 }
 

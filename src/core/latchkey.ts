@@ -20,7 +20,13 @@ import {
   type SignupResult,
   type StartedSession,
 } from './login.js';
-import { appCredentials, NO_PASSWORDS, noUsers, type VerifyCredentials } from './password-check.js';
+import {
+  appCredentials,
+  type IsActive,
+  NO_PASSWORDS,
+  noUsers,
+  type VerifyCredentials,
+} from './password-check.js';
 import { type RememberOptions, rememberTokensOf } from './remember.js';
 import {
   type IssuedSession,
@@ -44,7 +50,7 @@ export type {
   StartedSession,
   Throttled,
 } from './login.js';
-export type { VerifyCredentials } from './password-check.js';
+export type { IsActive, VerifyCredentials } from './password-check.js';
 export type { RememberOptions } from './remember.js';
 
 export interface LatchkeyOptions extends SessionOptions {
@@ -59,6 +65,11 @@ export interface LatchkeyOptions extends SessionOptions {
   users?: UserStore;
   /** For apps with their own user table. Excludes `users`. */
   verifyCredentials?: VerifyCredentials;
+  /**
+   * With `verifyCredentials`: whether an app user may still be signed in. Checked on every
+   * remember-me restore and after every login, so a deleted or disabled user cannot come back.
+   */
+  isActive?: IsActive;
   /** Login attempt limits per account and per IP, counted in a store with the "throttle" capability. Off when absent. */
   throttle?: { store: ThrottleStore } & LoginThrottleOptions;
   /** "Remember me" tokens, issued when a login asks for them. Off when absent. */
@@ -139,12 +150,16 @@ export class Latchkey {
     }
     this.signOut = new SignOut(options.store, sessions, remember);
     this.accounts = users ? new Accounts(users, this.signOut, now) : null;
-    const verifyCredentials = options.verifyCredentials;
+    const { verifyCredentials, isActive } = options;
+    if (isActive !== undefined && (!verifyCredentials || typeof isActive !== 'function')) {
+      throw new ConfigError('isActive: a function, given together with verifyCredentials');
+    }
     this.flows = new Login({
       sessions,
       sessionCookie: this.sessionCookie,
       passwords:
-        this.accounts ?? (verifyCredentials ? appCredentials(verifyCredentials) : NO_PASSWORDS),
+        this.accounts ??
+        (verifyCredentials ? appCredentials(verifyCredentials, isActive ?? null) : NO_PASSWORDS),
       accounts: this.accounts,
       throttle: throttleStore ? new LoginThrottle(throttleStore, now, throttle) : null,
       remember,
@@ -234,7 +249,7 @@ export class Latchkey {
   rotate(
     current: SessionRecord,
     changes?: { user?: JsonObject; authenticatedAt?: number },
-  ): Promise<IssuedSession> {
+  ): Promise<IssuedSession | null> {
     return this.sessions.rotate(current, changes);
   }
 
@@ -289,7 +304,7 @@ export class Latchkey {
   rotateSession(
     session: SessionRecord,
     changes?: { user?: JsonObject; authenticatedAt?: number },
-  ): Promise<StartedSession> {
+  ): Promise<StartedSession | null> {
     return this.flows.rotateSession(session, changes);
   }
 

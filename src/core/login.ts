@@ -112,17 +112,20 @@ export class Login {
     }
     await this.attemptSucceeded(throttleKey);
     const result = await this.startLoggedIn(check.userId, check.user, context);
-    emit({ type: 'login_succeeded', session: result.session, via: 'password' });
-    if (!remember) return result;
-    // A token this browser held from an earlier login is replaced, never left behind.
-    const previous = remember.cookie.read(context.cookie).value;
-    if (previous !== null) await callStore(() => remember.forget(previous));
-    if (credentials.remember !== true) {
-      const setCookie = previous === null ? [] : [remember.cookie.blank()];
-      return { ...result, setCookie: [...result.setCookie, ...setCookie] };
+    const remembered = await this.rememberAtLogin(check.userId, credentials, context);
+    // Written first, checked second: a password change, disable or delete that ran during the
+    // verification is seen here, or comes later and ends what was just written.
+    if (!(await check.unchanged())) {
+      if (remember && remembered.value !== null) {
+        const value = remembered.value;
+        await callStore(() => remember.forget(value));
+      }
+      await this.parts.sessions.revoke(result.session.id);
+      emit({ type: 'login_failed', userId: check.userId, ip: context.ip ?? null });
+      return { ok: false, error: 'invalid_credentials' };
     }
-    const rememberCookie = await callStore(() => remember.issue(check.userId));
-    return { ...result, setCookie: [...result.setCookie, rememberCookie] };
+    emit({ type: 'login_succeeded', session: result.session, via: 'password' });
+    return { ...result, setCookie: [...result.setCookie, ...remembered.setCookie] };
   }
 
   /**
@@ -151,6 +154,12 @@ export class Login {
     }
     await this.attemptSucceeded(account.key);
     const rotated = await this.rotateSession(session, { authenticatedAt: this.parts.now() });
+    if (!rotated) return { ok: false, error: 'reauthentication_required' };
+    // As at login: the account may have changed while the password was checked.
+    if (!(await account.unchanged())) {
+      await this.parts.sessions.revoke(rotated.session.id);
+      return { ok: false, error: 'reauthentication_required' };
+    }
     return { ok: true, ...rotated };
   }
 
@@ -212,12 +221,16 @@ export class Login {
     return { session, setCookie };
   }
 
-  /** Replaces a session's token (privilege change) and gives the new cookie. */
+  /**
+   * Replaces a session's token (privilege change) and gives the new cookie; null, with no new
+   * session, when the session is already gone (see `Sessions.rotate`).
+   */
   async rotateSession(
     session: SessionRecord,
     changes: { user?: JsonObject; authenticatedAt?: number } = {},
-  ): Promise<StartedSession> {
+  ): Promise<StartedSession | null> {
     const rotated = await this.parts.sessions.rotate(session, changes);
+    if (!rotated) return null;
     return {
       session: rotated.session,
       setCookie: [this.parts.sessionCookie.serialize(rotated.token)],
@@ -260,8 +273,37 @@ export class Login {
       // The password login that started the token chain: a remembered login is never "recent".
       authenticatedAt: check.record.createdAt,
     });
+    // Written first, checked second: a sign-out forgets tokens before it ends sessions, so one
+    // that ran meanwhile is seen here (or ends this session); so is a disabled or deleted user.
+    const kept =
+      (await callStore(() => remember.kept(check.record))) &&
+      (await passwords.rememberedUser(userId)) !== null;
+    if (!kept) {
+      await sessions.revoke(session.id);
+      return { session: null, setCookie: [remember.cookie.blank()] };
+    }
     emit({ type: 'login_succeeded', session, via: 'remember' });
     return { session, setCookie: [sessionCookie.serialize(token), check.setCookie] };
+  }
+
+  /**
+   * The remember-me part of a password login: a token this browser held from an earlier login is
+   * replaced, never left behind; a new one (`value`) is issued when the login asked for it.
+   */
+  private async rememberAtLogin(
+    userId: string,
+    credentials: Credentials,
+    context: LoginContext,
+  ): Promise<{ value: string | null; setCookie: readonly string[] }> {
+    const remember = this.parts.remember;
+    if (!remember) return { value: null, setCookie: [] };
+    const previous = remember.cookie.read(context.cookie).value;
+    if (previous !== null) await callStore(() => remember.forget(previous));
+    if (credentials.remember !== true) {
+      return { value: null, setCookie: previous === null ? [] : [remember.cookie.blank()] };
+    }
+    const issued = await callStore(() => remember.issue(userId));
+    return { value: issued.value, setCookie: [issued.setCookie] };
   }
 
   /** Counts a login attempt; gives the refusal when over a limit, else null. */

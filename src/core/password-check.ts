@@ -1,5 +1,5 @@
 import { usernameKey } from './credentials.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, callStore } from './errors.js';
 import type { JsonObject, SessionRecord } from './store.js';
 
 /**
@@ -11,16 +11,35 @@ export type VerifyCredentials = (
   password: string,
 ) => Promise<{ userId: string; user?: JsonObject } | null>;
 
-/** The account behind a correct password (`user` set), or a failure naming the account tried when it exists. */
+/**
+ * Whether an account is still the one a check read: reads it again (from the store, never a
+ * cache) and gives false when it was disabled or deleted, or its password changed, since. Called
+ * after the session is written, so a concurrent change either is seen here or ends that session.
+ */
+export type Unchanged = () => Promise<boolean>;
+
+/**
+ * The account behind a correct password (`user` set, with its `unchanged` re-check), or a failure
+ * naming the account tried when it exists.
+ */
 export type CredentialCheck =
-  | { readonly userId: string; readonly user: JsonObject }
+  | { readonly userId: string; readonly user: JsonObject; readonly unchanged: Unchanged }
   | { readonly userId: string | null; readonly user: null };
 
 /** The account behind a session: its throttle key and how to check its password. */
 export interface SessionAccount {
   readonly key: string;
   verify(password: string): Promise<boolean>;
+  /** After a successful `verify`: see {@link Unchanged}. */
+  readonly unchanged: Unchanged;
 }
+
+/**
+ * For apps with their own user table: whether `userId` may still be signed in (not deleted or
+ * disabled). Checked when a remember-me token is used and after every login; a rejection is an
+ * outage (fail closed, 503).
+ */
+export type IsActive = (userId: string) => Promise<boolean>;
 
 /**
  * Telling who someone is by password: latchkey's own accounts (`Accounts`) or the app's
@@ -35,13 +54,27 @@ export interface PasswordCheck {
   rememberedUser(userId: string): Promise<JsonObject | null>;
 }
 
-/** Passwords checked by the app's own user table. */
-export function appCredentials(verifyCredentials: VerifyCredentials): PasswordCheck {
+/**
+ * Passwords checked by the app's own user table; `isActive` (optional) tells latchkey when an app
+ * user is gone or disabled. Without it a remembered user stays signed in until the app calls
+ * `logoutEverywhere`.
+ */
+export function appCredentials(
+  verifyCredentials: VerifyCredentials,
+  isActive: IsActive | null,
+): PasswordCheck {
+  const active = (userId: string): Promise<boolean> =>
+    isActive ? callStore(() => isActive(userId)) : Promise.resolve(true);
   return {
     async check(username, password) {
       const found = await verifyCredentials(username, password);
       if (!found) return { userId: null, user: null };
-      return { userId: found.userId, user: found.user ?? { id: found.userId, username } };
+      const { userId } = found;
+      return {
+        userId,
+        user: found.user ?? { id: userId, username },
+        unchanged: () => active(userId),
+      };
     },
     async accountOf(session) {
       const username = session.user.username;
@@ -50,10 +83,11 @@ export function appCredentials(verifyCredentials: VerifyCredentials): PasswordCh
         key: usernameKey(username),
         verify: async (password) =>
           (await verifyCredentials(username, password))?.userId === session.userId,
+        unchanged: () => active(session.userId),
       };
     },
     async rememberedUser(userId) {
-      return { id: userId };
+      return (await active(userId)) ? { id: userId } : null;
     },
   };
 }

@@ -41,8 +41,8 @@ export class RememberTokens {
     private readonly options: { lifetimeMs: number; graceMs: number; now: () => number },
   ) {}
 
-  /** Starts a token chain at a password login; gives its `Set-Cookie`. */
-  async issue(userId: string): Promise<string> {
+  /** Starts a token chain at a password login; gives the cookie value and its `Set-Cookie`. */
+  async issue(userId: string): Promise<{ value: string; setCookie: string }> {
     const now = this.options.now();
     const validator = randomBytes(32).toString('base64url');
     const record: RememberRecord = {
@@ -56,7 +56,15 @@ export class RememberTokens {
       replacedAt: null,
     };
     await this.store.createRemember(record);
-    return this.serialize(record, validator);
+    return {
+      value: `${record.selector}.${validator}`,
+      setCookie: this.serialize(record, validator),
+    };
+  }
+
+  /** Whether the token `use` gave is still stored: a sign-out since then deleted it. */
+  async kept(record: RememberRecord): Promise<boolean> {
+    return (await this.store.findRemember(record.selector)) !== null;
   }
 
   /** Checks a cookie value and rotates the token it names. */

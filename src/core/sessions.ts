@@ -296,12 +296,14 @@ export class Sessions {
 
   /**
    * Replaces a validated session with a new token for the same owner (privilege change,
-   * re-authentication). The old token stops working at once; the absolute expiry is kept.
+   * re-authentication). The old token stops working at once; the absolute expiry is kept. Gives
+   * null, leaving no new session, when the old one is already gone (revoked, logged out, expired
+   * and swept): a rotation never brings a revoked session back under a new id.
    */
   async rotate(
     current: SessionRecord,
     changes: { user?: JsonObject; authenticatedAt?: number } = {},
-  ): Promise<IssuedSession> {
+  ): Promise<IssuedSession | null> {
     const now = this.now();
     const token = generateToken();
     const session: SessionRecord = {
@@ -312,8 +314,13 @@ export class Sessions {
       authenticatedAt: changes.authenticatedAt ?? current.authenticatedAt,
       user: changes.user === undefined ? current.user : checkSnapshot(changes.user, 'user'),
     };
+    // New first, then the old one: a revocation that took the old one first makes this delete
+    // find nothing, and the new one goes too; a later one finds the new one in the user's index.
     await callStore(() => this.store.create(session));
-    await callStore(() => this.store.delete(current.id));
+    if (!(await callStore(() => this.store.delete(current.id)))) {
+      await callStore(() => this.store.delete(session.id));
+      return null;
+    }
     this.emit({ type: 'rotated', session, previousId: current.id });
     return { session, token };
   }

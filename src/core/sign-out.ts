@@ -6,7 +6,9 @@ import type { SessionStore } from './store.js';
 
 /**
  * Ending what keeps a user signed in, sessions and remember-me tokens together: for "log out
- * everywhere", password changes, disabled and deleted accounts, and remember-me theft.
+ * everywhere", password changes, disabled and deleted accounts, and remember-me theft. Tokens go
+ * first, sessions second: a remember-me restore writes its session, then checks its token is still
+ * there, so a restore racing a sign-out either sees the token gone or has its session ended here.
  */
 export class SignOut {
   private readonly indexed: boolean;
@@ -27,8 +29,8 @@ export class SignOut {
   /** Ends every session and remember-me token of the user. */
   async everywhere(userId: string, needer = 'logoutEverywhere'): Promise<void> {
     this.requireIndex(needer);
-    await this.sessions.revokeAllForUser(userId);
     await this.forgetRemembered(userId);
+    await this.sessions.revokeAllForUser(userId);
   }
 
   /** Ends every session of the user except `keepSession` (the one that asked, if any). */
@@ -41,8 +43,8 @@ export class SignOut {
    * index cannot list the user's sessions; they then end at their idle timeout.
    */
   async afterTheft(userId: string): Promise<void> {
-    if (this.indexed) await this.sessions.revokeAllForUser(userId);
     await this.forgetRemembered(userId);
+    if (this.indexed) await this.sessions.revokeAllForUser(userId);
   }
 
   async forgetRemembered(userId: string): Promise<void> {

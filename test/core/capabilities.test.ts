@@ -47,6 +47,7 @@ describe('a store with only the required port', () => {
     expect((await latchkey.authenticate(request)).ok).toBe(true);
     expect(store.records.get(session.id)?.lastSeenAt).toBe(now);
     const rotated = await latchkey.rotateSession(session);
+    if (!rotated) throw new Error('expected a rotation');
     expect((await latchkey.authenticate(request)).ok).toBe(false);
     const ended = await latchkey.endSession(cookieOf(rotated.setCookie));
     expect(ended.session?.id).toBe(rotated.session.id);

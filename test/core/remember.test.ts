@@ -21,7 +21,7 @@ const cookieValueOf = (setCookie: string) =>
 describe('remember-me tokens', () => {
   it('issues selector.validator in a 30-day __Host- cookie and stores only SHA-256(validator)', async () => {
     const { tokens, store } = setup();
-    const setCookie = await tokens.issue('user-1');
+    const setCookie = (await tokens.issue('user-1')).setCookie;
     expect(setCookie).toMatch(
       /^__Host-remember=[\w-]{22}\.[\w-]{43}; Max-Age=2592000; Path=\/; HttpOnly; Secure; SameSite=Strict$/,
     );
@@ -33,7 +33,7 @@ describe('remember-me tokens', () => {
 
   it('each use rotates; the old token works only within the grace window, giving the same successor', async () => {
     const { tokens, clock } = setup();
-    const first = cookieValueOf(await tokens.issue('user-1'));
+    const first = cookieValueOf((await tokens.issue('user-1')).setCookie);
     const used = await tokens.use(first);
     if (used.status !== 'valid') throw new Error('expected valid');
     const parallel = await tokens.use(first);
@@ -46,7 +46,7 @@ describe('remember-me tokens', () => {
 
   it('rotation never extends the chain: past 30 days the token is refused', async () => {
     const { tokens, clock } = setup();
-    let value = cookieValueOf(await tokens.issue('user-1'));
+    let value = cookieValueOf((await tokens.issue('user-1')).setCookie);
     for (let day = 0; day < 29; day++) {
       clock.advance(DAY);
       const used = await tokens.use(value);
@@ -66,14 +66,14 @@ describe('remember-me tokens', () => {
     ['empty', () => ''],
   ])('%s is refused', async (_name, mangle) => {
     const { tokens } = setup();
-    const value = cookieValueOf(await tokens.issue('user-1'));
+    const value = cookieValueOf((await tokens.issue('user-1')).setCookie);
     expect(await tokens.use(mangle(value))).toEqual({ status: 'invalid' });
     expect((await tokens.use(value)).status).toBe('valid');
   });
 
   it('a forgotten token is refused, and so is its predecessor within the grace window', async () => {
     const { tokens } = setup();
-    const first = cookieValueOf(await tokens.issue('user-1'));
+    const first = cookieValueOf((await tokens.issue('user-1')).setCookie);
     const used = await tokens.use(first);
     if (used.status !== 'valid') throw new Error('expected valid');
     await tokens.forget(cookieValueOf(used.setCookie));

@@ -80,6 +80,7 @@ describe('request-level answers', () => {
     const started = await auth.startSession('user-1');
     const oldCookie = (started.setCookie[0] as string).split(';')[0] as string;
     const rotated = await auth.rotateSession(started.session);
+    if (!rotated) throw new Error('expected a rotation');
     const newCookie = (rotated.setCookie[0] as string).split(';')[0] as string;
     expect((await auth.authenticate(api('/api/me', oldCookie))).ok).toBe(false);
     expect((await auth.authenticate(api('/api/me', newCookie))).ok).toBe(true);

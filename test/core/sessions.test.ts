@@ -249,6 +249,7 @@ describe('revocation', () => {
     const original = await auth.create('user-1', { user: { name: 'Ada' } });
     clock.advance(5 * MINUTE);
     const rotated = await auth.rotate(original.session, { authenticatedAt: clock.time });
+    if (!rotated) throw new Error('expected a rotation');
     expect(rotated.token).not.toBe(original.token);
     expect(rotated.session.userId).toBe('user-1');
     expect(rotated.session.createdAt).toBe(original.session.createdAt);

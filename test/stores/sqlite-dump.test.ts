@@ -21,6 +21,7 @@ it('a dump of the SQLite file and its WAL contains none of the issued tokens', a
   const { session } = await auth.validate(tokens[0] as string);
   if (!session) throw new Error('expected a live session');
   const rotated = await auth.rotate(session);
+  if (!rotated) throw new Error('expected a rotation');
   tokens.push(rotated.token);
   ids.push(rotated.session.id);
 
