@@ -115,12 +115,12 @@ export class Login {
     const remembered = await this.rememberAtLogin(check.userId, credentials, context);
     // Written first, checked second: a password change, disable or delete that ran during the
     // verification is seen here, or comes later and ends what was just written.
-    if (!(await check.unchanged())) {
-      if (remember && remembered.value !== null) {
-        const value = remembered.value;
-        await callStore(() => remember.forget(value));
-      }
+    const undo = async () => {
+      const value = remembered.value;
+      if (remember && value !== null) await callStore(() => remember.forget(value));
       await this.parts.sessions.revoke(result.session.id);
+    };
+    if (!(await confirmed(check.unchanged, undo))) {
       emit({ type: 'login_failed', userId: check.userId, ip: context.ip ?? null });
       return { ok: false, error: 'invalid_credentials' };
     }
@@ -156,8 +156,8 @@ export class Login {
     const rotated = await this.rotateSession(session, { authenticatedAt: this.parts.now() });
     if (!rotated) return { ok: false, error: 'reauthentication_required' };
     // As at login: the account may have changed while the password was checked.
-    if (!(await account.unchanged())) {
-      await this.parts.sessions.revoke(rotated.session.id);
+    const undo = () => this.parts.sessions.revoke(rotated.session.id);
+    if (!(await confirmed(account.unchanged, undo))) {
       return { ok: false, error: 'reauthentication_required' };
     }
     return { ok: true, ...rotated };
@@ -275,11 +275,10 @@ export class Login {
     });
     // Written first, checked second: a sign-out forgets tokens before it ends sessions, so one
     // that ran meanwhile is seen here (or ends this session); so is a disabled or deleted user.
-    const kept =
+    const kept = async () =>
       (await callStore(() => remember.kept(check.record))) &&
       (await passwords.rememberedUser(userId)) !== null;
-    if (!kept) {
-      await sessions.revoke(session.id);
+    if (!(await confirmed(kept, () => sessions.revoke(session.id)))) {
       return { session: null, setCookie: [remember.cookie.blank()] };
     }
     emit({ type: 'login_succeeded', session, via: 'remember' });
@@ -336,6 +335,23 @@ export class Login {
     const started = await this.startSession(userId, { user, ip, userAgent }, cookie ?? null);
     return { ok: true, ...started, user: started.session.user };
   }
+}
+
+/**
+ * Whether `unchanged` holds; when it does not, or cannot tell (an outage), `undo` first takes
+ * back what the flow wrote, so no session is left that its own check refused.
+ */
+async function confirmed(
+  unchanged: () => Promise<boolean>,
+  undo: () => Promise<unknown>,
+): Promise<boolean> {
+  let holds = false;
+  try {
+    holds = await unchanged();
+  } finally {
+    if (!holds) await undo();
+  }
+  return holds;
 }
 
 const NOTHING_RESTORED = Object.freeze({ session: null, setCookie: Object.freeze([]) });
