@@ -1,4 +1,7 @@
+import { MemcachedStore } from 'latchkey/stores/memcached';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { Cluster } from '../../src/stores/memcached/connection.js';
+import { hashed } from '../../src/stores/memcached/records.js';
 import { addUser, runCli, tempDir, useServe } from '../helpers/cli.js';
 import { memcachedUnavailable, PrivateMemcached, rawRequest } from '../helpers/memcached-server.js';
 import {
@@ -7,6 +10,8 @@ import {
   apiLogout,
   apiMe,
   call,
+  originOf,
+  page,
   sessionCookie,
   skipOrFail,
 } from '../multi/http.js';
@@ -35,6 +40,12 @@ async function privateMemcached(
   const server = await PrivateMemcached.start(args);
   running.push(server);
   return server;
+}
+
+/** The server that holds a user's index item. */
+function serverOfUser(store: MemcachedStore, userId: string): string {
+  const cluster = (store as unknown as { memcached: Cluster }).memcached;
+  return cluster.serverOf(cluster.key(`u:${hashed(userId)}`));
 }
 
 function expectStatus(answer: Answer, status: number, what: string): void {
@@ -117,6 +128,127 @@ describe('latchkey serve on memcached', () => {
     }
     expectStatus(me, 401, '/api/me after memcached came back empty');
     expectStatus(await apiLogin(server.url, 'ada', PASSWORD), 200, 'login after the restart');
+  });
+
+  it('two memcached servers: losing one logs out only its sessions (401), the rest work, logins land on the other; none left is 503', {
+    timeout: 90_000,
+  }, async (context) => {
+    const [x, y] = [await privateMemcached(context), await privateMemcached(context)] as const;
+    const { db, remove } = tempDir();
+    try {
+      await addUser(db, 'ada', PASSWORD);
+      const servers = `${x.address},${y.address}`;
+      const server = await startServe(['--store', `memcached://${servers}`, '--db', db]);
+      // Where keys live, by the store's own hashing (a store object that never connects).
+      const layout = new MemcachedStore(servers);
+      const logins: { cookie: string; at: string }[] = [];
+      let userId = '';
+      for (let i = 0; i < 40 && new Set(logins.map((l) => l.at)).size < 2; i++) {
+        const cookie = sessionCookie(
+          await apiLogin(server.url, 'ada', PASSWORD, `127.0.2.${i + 1}`),
+        );
+        const me = JSON.parse((await apiMe(server.url, cookie)).body) as {
+          user: { id: string };
+          session: { id: string };
+        };
+        userId = me.user.id;
+        logins.push({ cookie, at: layout.serverOfSession(me.session.id) });
+      }
+      for (let i = 0; i < 6; i++) {
+        const cookie = sessionCookie(
+          await apiLogin(server.url, 'ada', PASSWORD, `127.0.3.${i + 1}`),
+        );
+        const me = JSON.parse((await apiMe(server.url, cookie)).body) as {
+          session: { id: string };
+        };
+        logins.push({ cookie, at: layout.serverOfSession(me.session.id) });
+      }
+      // Lose the server that does not hold ada's index item (a user whose index is lost cannot
+      // log in, list or log out everywhere until it is back: 503, by design).
+      const indexAt = serverOfUser(layout, userId);
+      const [kept, lost] = indexAt === x.address ? [x, y] : [y, x];
+      const onLost = logins.filter((l) => l.at === lost.address);
+      const onKept = logins.filter((l) => l.at === kept.address);
+      expect(onLost.length, 'sessions on the server to lose').toBeGreaterThan(0);
+      expect(onKept.length, 'sessions on the server kept').toBeGreaterThan(0);
+
+      await lost.stop();
+      for (const { cookie } of onLost) {
+        expectStatus(
+          await apiMe(server.url, cookie),
+          401,
+          '/api/me of a session on the lost server',
+        );
+        const dashboard = await page(`${server.url}/dashboard`, cookie);
+        expectStatus(dashboard, 303, '/dashboard of a session on the lost server');
+      }
+      for (const { cookie } of onKept) {
+        expectStatus(
+          await apiMe(server.url, cookie),
+          200,
+          '/api/me of a session on the kept server',
+        );
+      }
+      expectStatus(await call(`${server.url}/readyz`), 200, '/readyz with one server left');
+      for (let i = 0; i < 5; i++) {
+        const login = await apiLogin(server.url, 'ada', PASSWORD, `127.0.4.${i + 1}`);
+        expectStatus(login, 200, 'a new login with one server lost');
+        const cookie = sessionCookie(login);
+        const me = JSON.parse((await apiMe(server.url, cookie)).body) as {
+          session: { id: string };
+        };
+        expect(layout.serverOfSession(me.session.id)).toBe(kept.address);
+      }
+      // "Log out everywhere" cannot delete the sessions on the lost server: 503, never a false
+      // success; it did delete the ones it reached.
+      const [first, second] = onKept as [(typeof onKept)[number], (typeof onKept)[number]];
+      const everywhere = await call(`${server.url}/api/logout-everywhere`, {
+        method: 'POST',
+        headers: { cookie: first.cookie, origin: originOf(server.url) },
+      });
+      expectStatus(everywhere, 503, 'log out everywhere with a server lost');
+      expectStatus(await apiMe(server.url, second.cookie), 401, 'a reached session after it');
+
+      // Back on the same port (empty): its sessions stay refused, and log out everywhere works
+      // again once the store has tried the server again (once a second).
+      await lost.resume();
+      for (const { cookie } of onLost) {
+        expectStatus(
+          await apiMe(server.url, cookie),
+          401,
+          'a lost session after its server is back',
+        );
+      }
+      let again: Answer | null = null;
+      for (let i = 0; again?.status !== 204 && i < 30; i++) {
+        if (again) await new Promise((resolve) => setTimeout(resolve, 100));
+        // A failed attempt ends the current session too: log in afresh for each.
+        const fresh = sessionCookie(
+          await apiLogin(server.url, 'ada', PASSWORD, `127.0.6.${i + 1}`),
+        );
+        again = await call(`${server.url}/api/logout-everywhere`, {
+          method: 'POST',
+          headers: { cookie: fresh, origin: originOf(server.url) },
+        });
+        if (again.status !== 503)
+          expectStatus(again, 204, 'log out everywhere once every server answers');
+      }
+      expect(again?.status).toBe(204);
+
+      // Both lost: every route answers 503.
+      const last = sessionCookie(await apiLogin(server.url, 'ada', PASSWORD, '127.0.5.2'));
+      await Promise.all([x.stop(), y.stop()]);
+      expectStatus(await apiMe(server.url, last), 503, '/api/me with no server');
+      expectStatus(await page(`${server.url}/dashboard`, last), 503, '/dashboard with no server');
+      expectStatus(
+        await apiLogin(server.url, 'ada', PASSWORD, '127.0.5.3'),
+        503,
+        'login with no server',
+      );
+      expectStatus(await call(`${server.url}/readyz`), 503, '/readyz with no server');
+    } finally {
+      remove();
+    }
   });
 
   it('an eviction logs the user out (never in as anyone) and shows in /readyz and /metrics', {

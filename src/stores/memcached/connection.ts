@@ -85,15 +85,17 @@ export class Cluster {
   }
 
   /**
-   * `work`'s answer, or `absent` when its key's server is down while another server is up (a
-   * session there is logged out, never moved). With every server down, the outage is rethrown.
+   * `work`'s answer, or `absent` when its key's server is down while another server answers (a
+   * session there is logged out, never moved). With no server answering, the outage is rethrown.
    */
-  async unlessDown<T>(work: Promise<T>, absent: T): Promise<T> {
+  async unlessDown<T>(work: () => Promise<T>, absent: T): Promise<T> {
+    const since = this.servers.answers;
     try {
-      return await work;
+      return await work();
     } catch (error) {
-      if (!(error instanceof ServerDownError) || !this.servers.anyUp()) throw error;
-      this.servers.answeredFor(error.index);
+      if (!(error instanceof ServerDownError)) throw error;
+      if (!(await this.servers.anotherAnswers(error.index, since))) throw error;
+      this.servers.servedFor(error.index);
       return absent;
     }
   }
@@ -129,14 +131,15 @@ export class Cluster {
       // Batches of 100 keep each request line (and each reply) of a long list small.
       for (let i = 0; i < all.length; i += 100) {
         const batch = all.slice(i, i + 100);
-        const read = this.servers.call(index, async (node) => {
-          const items = ((await node.get(batch)) ?? {}) as Record<string, { value?: unknown }>;
-          for (const key of batch) {
-            const value = Object.hasOwn(items, key) ? items[key]?.value : undefined;
-            if (Buffer.isBuffer(value)) found.set(key, value);
-          }
-          return true;
-        });
+        const read = () =>
+          this.servers.call(index, async (node) => {
+            const items = ((await node.get(batch)) ?? {}) as Record<string, { value?: unknown }>;
+            for (const key of batch) {
+              const value = Object.hasOwn(items, key) ? items[key]?.value : undefined;
+              if (Buffer.isBuffer(value)) found.set(key, value);
+            }
+            return true;
+          });
         batches.push(
           this.unlessDown(read, false).then((reached) => {
             if (!reached) for (const key of batch) unreachable.add(key);
@@ -191,10 +194,11 @@ export class Cluster {
   async stats(kind = '', upOnly = false): Promise<Record<string, string>[]> {
     const all = await Promise.all(
       this.servers.nodes.map((_, index) => {
-        const read = this.servers.call(index, async (node) =>
-          statsOf(await node.cmd(kind ? `stats ${kind}` : 'stats')),
-        );
-        return upOnly ? this.unlessDown(read, null) : read;
+        const read = () =>
+          this.servers.call(index, async (node) =>
+            statsOf(await node.cmd(kind ? `stats ${kind}` : 'stats')),
+          );
+        return upOnly ? this.unlessDown(read, null) : read();
       }),
     );
     return all.filter((stats) => stats !== null);

@@ -62,7 +62,9 @@ function isOutage(error: unknown): boolean {
 interface Health {
   down: boolean;
   /** The store answered for this server while it was down: flush it before using it again. */
-  answered: boolean;
+  servedWhileDown: boolean;
+  /** The {@link MemcachedServers.answers} count at its last answer. */
+  lastAnswer: number;
   probe: NodeJS.Timeout | null;
 }
 
@@ -83,6 +85,8 @@ export class MemcachedServers {
   readonly nodes: readonly MemcachedNode[];
   /** The item size limit the servers enforce (the smallest `item_size_max`), once read. */
   itemSizeMax = 1_048_576;
+  /** Answers received from any server so far: a clock that orders answers and failures. */
+  answers = 0;
   private readonly health: Health[];
   private closed = false;
 
@@ -104,7 +108,12 @@ export class MemcachedServers {
             noDelay: true,
           }) as unknown as MemcachedNode,
       );
-    this.health = addresses.map(() => ({ down: false, answered: false, probe: null }));
+    this.health = addresses.map(() => ({
+      down: false,
+      servedWhileDown: false,
+      lastAnswer: 0,
+      probe: null,
+    }));
   }
 
   /**
@@ -133,7 +142,7 @@ export class MemcachedServers {
       }
     }
     if (!failover || live < 0 || live === home) return home;
-    this.answeredFor(home);
+    this.servedFor(home);
     return live;
   }
 
@@ -141,15 +150,34 @@ export class MemcachedServers {
     return this.health[index]?.down === false;
   }
 
-  /** Whether any server is up: while one is, a key on a down server reads as "no record". */
+  /** Whether any server is marked up. */
   anyUp(): boolean {
     return this.health.some((health) => !health.down);
   }
 
+  /**
+   * Whether a server other than `index` answers: one answered since {@link answers} was `since`,
+   * or one asked now. Only then may a key on a server that is down read as "no record": with
+   * none answering, that would log users out during a full outage instead of failing closed.
+   */
+  async anotherAnswers(index: number, since: number): Promise<boolean> {
+    const others = this.health.map((_, i) => i).filter((i) => i !== index && this.isUp(i));
+    if (others.some((i) => (this.health[i] as Health).lastAnswer > since)) return true;
+    for (const other of others) {
+      try {
+        await this.call(other, (node) => node.cmd('version'));
+        return true;
+      } catch {
+        // Marked down now; try the next.
+      }
+    }
+    return false;
+  }
+
   /** Notes that a call for server `index` was answered while it was down (see the class doc). */
-  answeredFor(index: number): void {
+  servedFor(index: number): void {
     const health = this.health[index];
-    if (health?.down) health.answered = true;
+    if (health?.down) health.servedWhileDown = true;
   }
 
   /** Runs `work` on server `index`, or throws {@link ServerDownError} when it is (or goes) down. */
@@ -158,7 +186,9 @@ export class MemcachedServers {
     const address = this.addresses[index] as string;
     if (health.down) throw new ServerDownError(index, address);
     try {
-      return await work(this.nodes[index] as MemcachedNode);
+      const result = await work(this.nodes[index] as MemcachedNode);
+      health.lastAnswer = ++this.answers;
+      return result;
     } catch (error) {
       if (!isOutage(error)) throw error;
       this.markDown(index);
@@ -176,7 +206,7 @@ export class MemcachedServers {
     const health = this.health[index] as Health;
     if (health.down || this.closed) return;
     health.down = true;
-    health.answered = false;
+    health.servedWhileDown = false;
     this.scheduleProbe(index);
   }
 
@@ -187,7 +217,7 @@ export class MemcachedServers {
       health.probe = null;
       try {
         await node.cmd('version');
-        if (health.answered) await node.cmd('flush_all');
+        if (health.servedWhileDown) await node.cmd('flush_all');
         health.down = false;
       } catch {
         if (!this.closed) this.scheduleProbe(index);

@@ -50,49 +50,51 @@ export class MemcachedSessions
 
   async get(id: string): Promise<SessionRecord | null> {
     return decodeSession(
-      await this.memcached.unlessDown(this.memcached.read(this.key(id)), null),
+      await this.memcached.unlessDown(() => this.memcached.read(this.key(id)), null),
       id,
     );
   }
 
   async touch(id: string, lastSeenAt: number, idleExpiresAt: number): Promise<void> {
     const key = this.key(id);
-    const touched = casLoop(async () => {
-      const item = await this.memcached.readCas(key);
-      const current = decodeSession(item?.value ?? null, id);
-      if (!item || !current) return undefined;
-      const next = { ...current, lastSeenAt, idleExpiresAt };
-      const result = await this.memcached.cas(key, encodeSession(next), item.cas, idleExpiresAt);
-      return result === 'exists' ? RETRY : undefined;
-    });
+    const touched = () =>
+      casLoop(async () => {
+        const item = await this.memcached.readCas(key);
+        const current = decodeSession(item?.value ?? null, id);
+        if (!item || !current) return undefined;
+        const next = { ...current, lastSeenAt, idleExpiresAt };
+        const result = await this.memcached.cas(key, encodeSession(next), item.cas, idleExpiresAt);
+        return result === 'exists' ? RETRY : undefined;
+      });
     await this.memcached.unlessDown(touched, undefined);
   }
 
   async delete(id: string): Promise<boolean> {
     // The user's index keeps the id until it is next read whole (it then finds no record). On a
     // server that is down there is nothing to delete now: it is flushed before it is used again.
-    return this.memcached.unlessDown(this.memcached.remove(this.key(id)), false);
+    return this.memcached.unlessDown(() => this.memcached.remove(this.key(id)), false);
   }
 
   async updateData(id: string, change: DataChange): Promise<DataUpdate> {
     const key = this.key(id);
-    const updated = casLoop<DataUpdate>(async () => {
-      const item = await this.memcached.readCas(key);
-      const current = decodeSession(item?.value ?? null, id);
-      if (!item || !current) return 'missing';
-      if (Object.keys(change.set).length === 0 && change.remove.length === 0) return 'updated';
-      const data = mergeData(current.data, change);
-      if (data === 'too_large') return 'too_large';
-      const next = { ...current, data };
-      const result = await this.memcached.cas(
-        key,
-        encodeSession(next),
-        item.cas,
-        current.idleExpiresAt,
-      );
-      if (result === 'exists') return RETRY;
-      return result === 'stored' ? 'updated' : 'missing';
-    });
+    const updated = () =>
+      casLoop<DataUpdate>(async () => {
+        const item = await this.memcached.readCas(key);
+        const current = decodeSession(item?.value ?? null, id);
+        if (!item || !current) return 'missing';
+        if (Object.keys(change.set).length === 0 && change.remove.length === 0) return 'updated';
+        const data = mergeData(current.data, change);
+        if (data === 'too_large') return 'too_large';
+        const next = { ...current, data };
+        const result = await this.memcached.cas(
+          key,
+          encodeSession(next),
+          item.cas,
+          current.idleExpiresAt,
+        );
+        if (result === 'exists') return RETRY;
+        return result === 'stored' ? 'updated' : 'missing';
+      });
     return this.memcached.unlessDown(updated, 'missing');
   }
 
@@ -143,10 +145,12 @@ export class MemcachedSessions
     const unreached = new Set<string>();
     const removed = await Promise.all(
       [...targets].map((id) =>
-        this.memcached.unlessDown(this.memcached.remove(this.key(id)), null).then((deleted) => {
-          if (deleted === null) unreached.add(id);
-          return deleted === true;
-        }),
+        this.memcached
+          .unlessDown(() => this.memcached.remove(this.key(id)), null)
+          .then((deleted) => {
+            if (deleted === null) unreached.add(id);
+            return deleted === true;
+          }),
       ),
     );
     const done = new Set([...targets].filter((id) => !unreached.has(id)));
