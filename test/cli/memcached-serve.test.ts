@@ -42,6 +42,41 @@ async function privateMemcached(
   return server;
 }
 
+/**
+ * Posts a form as a browser does from the page that shows it (`from`, default the form's own
+ * page): with that page's CSRF token, its pre-login cookie, and our Origin.
+ */
+async function postForm(
+  url: string,
+  action: string,
+  fields: Record<string, string>,
+  cookie?: string,
+  from = action,
+): Promise<Answer> {
+  const shown = await call(`${url}${from}`, {
+    headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', ...(cookie ? { cookie } : {}) },
+  });
+  const csrf = /name="csrf" value="([^"]+)"/.exec(shown.body)?.[1];
+  if (!csrf) throw new Error(`no CSRF token on ${from} (status ${shown.status})`);
+  const setCookie = shown.headers['set-cookie'] ?? [];
+  const preLogin = (Array.isArray(setCookie) ? setCookie : [setCookie])
+    .map((line) => line.split(';')[0] as string)
+    .filter((pair) => pair.startsWith('__Host-csrf='));
+  const cookies = [cookie, ...preLogin].filter(Boolean).join('; ');
+  return call(`${url}${action}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      origin: originOf(url),
+      accept: 'text/html',
+      'sec-fetch-mode': 'navigate',
+      'sec-fetch-site': 'same-origin',
+      ...(cookies ? { cookie: cookies } : {}),
+    },
+    body: new URLSearchParams({ ...fields, csrf }).toString(),
+  });
+}
+
 /** The server that holds a user's index item. */
 function serverOfUser(store: MemcachedStore, userId: string): string {
   const cluster = (store as unknown as { memcached: Cluster }).memcached;
@@ -246,6 +281,88 @@ describe('latchkey serve on memcached', () => {
         'login with no server',
       );
       expectStatus(await call(`${server.url}/readyz`), 503, '/readyz with no server');
+    } finally {
+      remove();
+    }
+  });
+
+  it('the seed flow on --store memcached: sign-up, login, dashboard, idle expiry, sessions page, revoke, log out everywhere, logout; users survive a memcached restart', {
+    timeout: 90_000,
+  }, async (context) => {
+    const memcached = await privateMemcached(context);
+    const { db, remove } = tempDir();
+    try {
+      const server = await startServe([
+        '--allow-signup',
+        '--store',
+        `memcached://${memcached.address}`,
+        '--db',
+        db,
+        '--idle-timeout',
+        '2s',
+      ]);
+      const { url } = server;
+      // Sign-up (the account goes to the SQLite file), signed in at once.
+      const signup = await postForm(url, '/signup', { username: 'ada', password: PASSWORD });
+      expectStatus(signup, 303, 'sign-up');
+      expect(signup.headers.location).toBe('/dashboard');
+      const first = sessionCookie(signup);
+      const dashboard = await page(`${url}/dashboard`, first);
+      expectStatus(dashboard, 200, 'dashboard after sign-up');
+      expect(dashboard.body).toContain('Signed in as <strong>ada</strong>');
+      // Idle expiry: a page redirects to the login page, clearing the cookie.
+      await new Promise((resolve) => setTimeout(resolve, 2300));
+      const expired = await page(`${url}/profile`, first);
+      expectStatus(expired, 303, 'a page after the idle timeout');
+      expect(expired.headers.location).toBe('/login?next=%2Fprofile');
+
+      // Log in on three devices: a form login and two API logins.
+      const login = await postForm(url, '/login', { username: 'ada', password: PASSWORD });
+      expectStatus(login, 303, 'form login');
+      const mine = sessionCookie(login);
+      const [phone, tablet] = [
+        sessionCookie(await apiLogin(url, 'ada', PASSWORD, '127.0.7.1')),
+        sessionCookie(await apiLogin(url, 'ada', PASSWORD, '127.0.7.2')),
+      ];
+      const idOf = async (cookie: string) =>
+        (JSON.parse((await apiMe(url, cookie)).body) as { session: { id: string } }).session.id;
+      const phoneId = await idOf(phone);
+      // The sessions page lists all three; revoking one ends it at once.
+      const sessions = await page(`${url}/sessions`, mine);
+      expectStatus(sessions, 200, 'sessions page');
+      expect(sessions.body).toContain(phoneId);
+      expect(sessions.body).toContain(await idOf(tablet));
+      const revoked = await postForm(url, '/sessions/revoke', { id: phoneId }, mine, '/sessions');
+      expectStatus(revoked, 303, 'revoke one session');
+      expect(revoked.headers.location).toBe('/sessions');
+      expectStatus(await apiMe(url, phone), 401, 'the revoked session');
+      expectStatus(await apiMe(url, tablet), 200, 'another session after the revoke');
+      // Log out everywhere: this session and every other.
+      const everywhere = await postForm(url, '/logout-everywhere', {}, mine, '/dashboard');
+      expectStatus(everywhere, 303, 'log out everywhere');
+      expectStatus(await apiMe(url, tablet), 401, 'another session after log out everywhere');
+      expectStatus(await apiMe(url, mine), 401, 'this session after log out everywhere');
+      // Logout.
+      const again = sessionCookie(
+        await postForm(url, '/login', { username: 'ada', password: PASSWORD }),
+      );
+      const logout = await postForm(url, '/logout', {}, again, '/dashboard');
+      expectStatus(logout, 303, 'logout');
+      expectStatus(await page(`${url}/dashboard`, again), 303, 'dashboard after logout');
+
+      // A memcached restart loses sessions, never users: they live in the SQLite file.
+      const before = sessionCookie(await apiLogin(url, 'ada', PASSWORD, '127.0.7.3'));
+      await memcached.stop();
+      await memcached.resume();
+      let me = await apiMe(url, before);
+      for (let i = 0; me.status === 503 && i < 50; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        me = await apiMe(url, before);
+      }
+      expectStatus(me, 401, 'a session after the memcached restart');
+      const after = await apiLogin(url, 'ada', PASSWORD, '127.0.7.4');
+      expectStatus(after, 200, 'login after the memcached restart');
+      expectStatus(await apiMe(url, sessionCookie(after)), 200, 'me after the restart');
     } finally {
       remove();
     }
