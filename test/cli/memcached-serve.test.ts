@@ -371,11 +371,13 @@ describe('latchkey serve on memcached', () => {
   it('an eviction logs the user out (never in as anyone) and shows in /readyz and /metrics', {
     timeout: 60_000,
   }, async (context) => {
-    // 2 MiB and no -M: memcached evicts the least recently used items when it is full.
-    const memcached = await privateMemcached(context, ['-m', '2']);
+    // 1 MiB (-m 1; memcached then needs items of at most half of it, -I 512k) and no -M: it
+    // evicts the least recently used items when it is full.
+    const memcached = await privateMemcached(context, ['-m', '1', '-I', '512k']);
     const { db, remove } = tempDir();
     try {
       await addUser(db, 'ada', PASSWORD);
+      await addUser(db, 'grace', PASSWORD);
       const server = await startServe([
         '--store',
         `memcached://${memcached.address}`,
@@ -386,6 +388,13 @@ describe('latchkey serve on memcached', () => {
       expect(server.output()).toContain('LATCHKEY_MEMCACHED_EVICTS');
       const cookie = sessionCookie(await apiLogin(server.url, 'ada', PASSWORD));
       expectStatus(await apiMe(server.url, cookie), 200, 'me before the flood');
+      // More sessions of two users, some of which survive the flood (the most recently used).
+      const others: { name: string; cookie: string }[] = [];
+      for (let i = 0; i < 6; i++) {
+        const name = i % 2 ? 'ada' : 'grace';
+        const login = await apiLogin(server.url, name, PASSWORD, `127.0.8.${i + 1}`);
+        others.push({ name, cookie: sessionCookie(login) });
+      }
       // Someone else's items, of every size near a session's (so every slab class a session's
       // items may sit in), fill memcached many times over, in one pipelined burst.
       const burst = Array.from({ length: 40_000 }, (_, i) => {
@@ -394,6 +403,16 @@ describe('latchkey serve on memcached', () => {
       }).join('');
       expect(await rawRequest(memcached.port, `${burst}version\r\n`)).toMatch(/^VERSION /);
       expectStatus(await apiMe(server.url, cookie), 401, 'me after the session was evicted');
+      // Every other session either was evicted (401, or 303 to the login page) or is its own.
+      for (const { name, cookie: other } of others) {
+        const me = await apiMe(server.url, other);
+        if (me.status === 200) expect(JSON.parse(me.body).user.username).toBe(name);
+        else expectStatus(me, 401, `${name}'s session after the flood`);
+        const shown = await page(`${server.url}/dashboard`, other);
+        if (shown.status === 200)
+          expect(shown.body).toContain(`Signed in as <strong>${name}</strong>`);
+        else expectStatus(shown, 303, `${name}'s dashboard after the flood`);
+      }
       const ready = JSON.parse((await call(`${server.url}/readyz`)).body) as { evictions: number };
       expect(ready.evictions).toBeGreaterThan(0);
       const metrics = (await call(`${server.url}/metrics`)).body;
