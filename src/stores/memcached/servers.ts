@@ -190,7 +190,10 @@ export class MemcachedServers {
       health.lastAnswer = ++this.answers;
       return result;
     } catch (error) {
-      if (!isOutage(error)) throw error;
+      if (!isOutage(error)) {
+        health.lastAnswer = ++this.answers; // a reply (`NOT_FOUND`, …) is an answer too
+        throw error;
+      }
       this.markDown(index);
       throw new ServerDownError(index, address, error);
     }
