@@ -1,7 +1,7 @@
 /**
  * The rows of the table, in the order printed. `needs` names the services a case cannot run
  * without; a case whose module is not built yet skips itself with the reason.
- * @typedef {{ name: string, module: string, options?: object, needs?: ('redis' | 'postgres')[] }} BenchCase
+ * @typedef {{ name: string, module: string, options?: object, needs?: ('redis' | 'postgres' | 'memcached')[] }} BenchCase
  */
 
 /** @type {BenchCase[]} */
@@ -15,6 +15,12 @@ export const CASES = [
     module: 'latchkey',
     options: { store: 'redis-cache' },
     needs: ['redis'],
+  },
+  {
+    name: 'latchkey Memcached',
+    module: 'latchkey',
+    options: { store: 'memcached' },
+    needs: ['memcached'],
   },
   {
     name: 'latchkey PostgreSQL',

@@ -12,7 +12,8 @@ export function median(values) {
 /**
  * @typedef {{ rps: number, ratio: number, p50: number, p99: number, requests: number,
  *   failures: number, handled: number, cpuMicros: number, storeCalls: number, storeWrites: number, byMethod: Record<string, number>,
- *   redis: { total: number, byCommand: Record<string, number> } | null }} Round
+ *   redis: { total: number, byCommand: Record<string, number> } | null,
+ *   memcached?: { total: number, byCommand: Record<string, number> } | null }} Round
  */
 
 /**
@@ -25,6 +26,14 @@ export function rowOf(name, rounds) {
   const per = (/** @type {number} */ n) => (requests ? n / requests : 0);
   const sum = (/** @type {(r: Round) => number} */ pick) => rounds.reduce((s, r) => s + pick(r), 0);
   const redisRounds = rounds.filter((r) => r.redis);
+  const memcachedRounds = rounds.filter((r) => r.memcached);
+  /** @type {Record<string, number>} */
+  const memcachedByCommand = {};
+  for (const r of memcachedRounds) {
+    for (const [name, n] of Object.entries(r.memcached?.byCommand ?? {})) {
+      memcachedByCommand[name] = (memcachedByCommand[name] ?? 0) + n;
+    }
+  }
   return {
     name,
     rps: Math.round(median(rounds.map((r) => r.rps))),
@@ -36,6 +45,11 @@ export function rowOf(name, rounds) {
     storeWritesPerRequest: round(per(sum((r) => r.storeWrites)), 3),
     redisCommandsPerRequest: redisRounds.length
       ? round(per(sum((r) => r.redis?.total ?? 0)), 3)
+      : null,
+    memcachedCommandsPerRequest: memcachedRounds.length
+      ? Object.fromEntries(
+          Object.entries(memcachedByCommand).map(([name, n]) => [name, round(per(n), 3)]),
+        )
       : null,
     failures: sum((r) => r.failures),
     rounds,
@@ -54,11 +68,18 @@ export function round(value, digits) {
  */
 export function markdownTable(rows, skipped) {
   const lines = [
-    '| case | req/s | ratio to bare | p50 ms | p99 ms | server CPU µs / req | store calls / req | store writes / req | Redis commands / req |',
+    '| case | req/s | ratio to bare | p50 ms | p99 ms | server CPU µs / req | store calls / req | store writes / req | Redis or memcached commands / req |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of rows) {
-    const redis = row.redisCommandsPerRequest === null ? '-' : row.redisCommandsPerRequest;
+    const memcached = row.memcachedCommandsPerRequest;
+    const redis =
+      row.redisCommandsPerRequest ??
+      (memcached
+        ? Object.entries(memcached)
+            .map(([name, n]) => `${n} ${name}`)
+            .join(', ')
+        : '-');
     const failed = row.failures ? ` (${row.failures} failed requests)` : '';
     lines.push(
       `| ${row.name}${failed} | ${row.rps} | ${row.ratio.toFixed(2)} | ${row.p50} | ${row.p99} | ${row.serverCpuMicrosPerRequest} | ${row.storeCallsPerRequest} | ${row.storeWritesPerRequest} | ${redis} |`,
@@ -127,6 +148,17 @@ export function checkTargets(rows, scale, storm) {
       target: 'latchkey Redis + cache: 0 Redis commands on a hit',
       measured: String(cached.redisCommandsPerRequest),
       met: cached.redisCommandsPerRequest !== null && cached.redisCommandsPerRequest < 0.001,
+    });
+  }
+  const memcached = row('latchkey Memcached');
+  if (memcached?.memcachedCommandsPerRequest) {
+    const { get = 0, ...writes } = memcached.memcachedCommandsPerRequest;
+    const written = Object.values(writes).reduce((a, b) => a + b, 0);
+    checks.push({
+      target:
+        'latchkey Memcached: 1 get and 0 writes per validated request (within the touch interval)',
+      measured: `${get} get, ${written} writes`,
+      met: get <= 1 && written < 0.001,
     });
   }
   const value = (/** @type {any} */ x, /** @type {string} */ key) =>

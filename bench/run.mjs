@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { openMemcached } from './memcached.mjs';
 import { checkTargets, machine, markdownTable, writeResults } from './report.mjs';
 import { checkPostgres, openRedis } from './services.mjs';
 import { measureThroughput } from './throughput.mjs';
@@ -49,11 +50,12 @@ if (args.seconds) settings.seconds = Number(args.seconds);
 build();
 const redis = await openRedis();
 const postgresReason = await checkPostgres();
-const services = { redis, postgresReason };
+const memcached = await openMemcached();
+const services = { redis, postgresReason, memcached };
 console.log(
   `mode ${args.quick ? 'quick' : 'full'}: ${settings.rounds} rounds x ${settings.seconds} s, ` +
     `${settings.connections} connections; Redis: ${redis.reason ?? `${redis.url}${redis.private ? ' (private)' : ''}`}; ` +
-    `PostgreSQL: ${postgresReason ?? 'up'}`,
+    `PostgreSQL: ${postgresReason ?? 'up'}; memcached: ${memcached.reason ?? `${memcached.address} (private)`}`,
 );
 
 const phaseSeconds = /** @type {Record<string, number>} */ ({});
@@ -105,6 +107,7 @@ try {
   console.log(`\nwrote ${file}`);
 } finally {
   await redis.stop?.();
+  memcached.stop?.();
 }
 
 /** Rebuilds dist/ so the bench measures the current source; a failed build keeps the old dist. */

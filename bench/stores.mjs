@@ -10,6 +10,7 @@ const dist = new URL('../dist/', import.meta.url);
 
 /** Where the bench's services listen; the runner sets these for its children. */
 export const REDIS_URL = process.env.LATCHKEY_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const MEMCACHED_ADDRESS = process.env.LATCHKEY_BENCH_MEMCACHED ?? '127.0.0.1:11211';
 export const POSTGRES_URL =
   process.env.LATCHKEY_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -34,7 +35,7 @@ export function tempSqlitePath() {
 }
 
 /**
- * @param {'memory' | 'sqlite' | 'redis' | 'redis-cache' | 'postgres' | 'postgres-cache'} kind
+ * @param {'memory' | 'sqlite' | 'redis' | 'redis-cache' | 'memcached' | 'postgres' | 'postgres-cache'} kind
  * @param {{ maxSessions?: number }} [options]
  * @returns {Promise<import('../dist/index.js').SessionStore>}
  */
@@ -54,6 +55,10 @@ export async function createStore(kind, options = {}) {
       // A private prefix per process so bench keys never meet the tests' keys.
       const storeOptions = { prefix: `bench:${process.pid}:`, cache: kind === 'redis-cache' };
       return openStore(RedisStore, REDIS_URL, storeOptions);
+    }
+    case 'memcached': {
+      const MemcachedStore = await importBuilt('stores/memcached/index.js', 'MemcachedStore');
+      return MemcachedStore.connect(MEMCACHED_ADDRESS, { prefix: `bench:${process.pid}:` });
     }
     case 'postgres':
     case 'postgres-cache': {

@@ -5,12 +5,13 @@
 import { CASES } from './cases.mjs';
 import { startServer } from './child.mjs';
 import { load } from './load.mjs';
+import { memcachedCommandCounts } from './memcached.mjs';
 import { rowOf } from './report.mjs';
 import { commandDelta, redisCommandCounts } from './services.mjs';
 
 /**
  * @param {{ rounds: number, seconds: number, warmupSeconds: number, connections: number, only?: string }} settings
- * @param {{ redis: any, postgresReason: string | null }} services
+ * @param {{ redis: any, postgresReason: string | null, memcached: any }} services
  */
 export async function measureThroughput(settings, services) {
   // `--only a,b`: cases whose name contains any of the parts (bare always runs: it is the ratio's base).
@@ -23,7 +24,7 @@ export async function measureThroughput(settings, services) {
   );
   /** @type {{ name: string, reason: string }[]} */
   const skipped = [];
-  /** @type {{ name: string, child: import('./child.mjs').ServerChild, usesRedis: boolean }[]} */
+  /** @type {{ name: string, child: import('./child.mjs').ServerChild, usesRedis: boolean, usesMemcached: boolean }[]} */
   const running = [];
   for (const benchCase of wanted) {
     const reason = missingService(benchCase, services);
@@ -32,12 +33,18 @@ export async function measureThroughput(settings, services) {
       continue;
     }
     try {
-      const env = services.redis.url ? { LATCHKEY_BENCH_REDIS_URL: services.redis.url } : {};
+      const env = {
+        ...(services.redis.url ? { LATCHKEY_BENCH_REDIS_URL: services.redis.url } : {}),
+        ...(services.memcached.address
+          ? { LATCHKEY_BENCH_MEMCACHED: services.memcached.address }
+          : {}),
+      };
       const child = await startServer(benchCase.module, benchCase.options ?? {}, { env });
       running.push({
         name: benchCase.name,
         child,
         usesRedis: !!benchCase.needs?.includes('redis'),
+        usesMemcached: !!benchCase.needs?.includes('memcached'),
       });
     } catch (error) {
       skipped.push({ name: benchCase.name, reason: /** @type {Error} */ (error).message });
@@ -52,11 +59,17 @@ export async function measureThroughput(settings, services) {
     const rounds = new Map(running.map(({ name }) => [name, []]));
     for (let round = 1; round <= settings.rounds; round++) {
       let bareRps = Number.NaN;
-      for (const { name, child, usesRedis } of running) {
+      for (const { name, child, usesRedis, usesMemcached } of running) {
         await child.ask('reset');
         const before = usesRedis ? await redisCommandCounts(services.redis.client) : null;
+        const mcBefore = usesMemcached
+          ? await memcachedCommandCounts(services.memcached.address)
+          : null;
         const result = await load(child, settings);
         const after = usesRedis ? await redisCommandCounts(services.redis.client) : null;
+        const mcAfter = usesMemcached
+          ? await memcachedCommandCounts(services.memcached.address)
+          : null;
         const { store, handled, cpuMicros } = await child.ask('stats');
         if (Number.isNaN(bareRps)) bareRps = result.rps; // bare is always the first case
         rounds.get(name)?.push({
@@ -68,6 +81,7 @@ export async function measureThroughput(settings, services) {
           storeWrites: store.writes,
           byMethod: store.byMethod,
           redis: before && after ? commandDelta(before, after) : null,
+          memcached: mcBefore && mcAfter ? commandDelta(mcBefore, mcAfter) : null,
         });
         process.stdout.write(
           `round ${round}/${settings.rounds} ${name}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms\n`,
@@ -82,10 +96,12 @@ export async function measureThroughput(settings, services) {
 
 /**
  * @param {import('./cases.mjs').BenchCase} benchCase
- * @param {{ redis: any, postgresReason: string | null }} services
+ * @param {{ redis: any, postgresReason: string | null, memcached: any }} services
  */
 function missingService(benchCase, services) {
   if (benchCase.needs?.includes('redis') && services.redis.reason) return services.redis.reason;
+  if (benchCase.needs?.includes('memcached') && services.memcached.reason)
+    return services.memcached.reason;
   if (benchCase.needs?.includes('postgres') && services.postgresReason)
     return services.postgresReason;
   return null;

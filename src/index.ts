@@ -13,6 +13,7 @@ export {
   type RememberStore,
   type SessionDataPatch,
   type SessionIndex,
+  type SessionPlacement,
   type ThrottleDecision,
   type ThrottleStore,
   type UserStore,

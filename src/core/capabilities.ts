@@ -30,6 +30,19 @@ export interface SessionIndex {
   deleteByUser(userId: string, exceptId?: string): Promise<number>;
 }
 
+/**
+ * Where a new session can be stored right now, for a store spread over servers that can be down
+ * one at a time (Memcached): the engine draws tokens until the store accepts one's id.
+ */
+export interface SessionPlacement {
+  /**
+   * Whether a session with id `id` can be stored now: synchronous, no I/O. Must accept every id
+   * when it cannot store any (the create then fails as an outage). Ids are never moved later:
+   * a store refusing an id's server keeps looking for that id there.
+   */
+  acceptsSessionId(id: string): boolean;
+}
+
 /** A top-level change to a session's `data`, applied by {@link SessionDataPatch.updateData}. */
 export interface DataChange {
   /** Top-level keys to set, each replacing any value it had (never merged deeper). */
@@ -176,6 +189,7 @@ export type LatchkeyStore = SessionStore &
 export const CAPABILITIES = {
   'session index': ['createCapped', 'listByUser', 'deleteByUser'],
   'data patch': ['updateData'],
+  'session placement': ['acceptsSessionId'],
   'expiry sweep': ['deleteExpired'],
   'exclusive sweep': ['sweepExclusive'],
   migrations: ['migrations'],
@@ -197,6 +211,7 @@ export type Capability = keyof typeof CAPABILITIES;
 export interface CapabilityTypes {
   'session index': SessionIndex;
   'data patch': SessionDataPatch;
+  'session placement': SessionPlacement;
   'expiry sweep': ExpirySweep;
   'exclusive sweep': ExclusiveSweep;
   migrations: Migrations;

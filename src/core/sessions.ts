@@ -4,6 +4,7 @@ import {
   requireCapability,
   type SessionDataPatch,
   type SessionIndex,
+  type SessionPlacement,
 } from './capabilities.js';
 import { type Duration, parseDuration } from './duration.js';
 import {
@@ -77,6 +78,11 @@ const MAX_USER_AGENT = 512;
 const MAX_IP = 64;
 /** Refreshes remembered for de-duplication; past this the stale ones are dropped (or all). */
 const MAX_REMEMBERED_REFRESHES = 10_000;
+/**
+ * Tokens drawn at most per new session when the store refuses ids (one server of n down: each
+ * draw lands on a live one with chance >= 1/n). Past this the last is used and its create fails.
+ */
+const MAX_TOKEN_DRAWS = 256;
 
 /**
  * The session engine: creates, validates, refreshes, rotates and revokes server-side sessions.
@@ -95,6 +101,7 @@ export class Sessions {
   /** The store's optional capabilities, or null when it lacks them (their methods then throw). */
   private readonly index: SessionIndex | null;
   private readonly patch: SessionDataPatch | null;
+  private readonly placement: SessionPlacement | null;
   private readonly sweep: ExpirySweep | null;
   /**
    * Refreshes this engine wrote (or is writing), by session id: the `lastSeenAt` it wrote. Many
@@ -123,6 +130,7 @@ export class Sessions {
     this.cap = sessionCapOf(store, options.maxSessionsPerUser, options.onSessionLimit);
     this.index = hasCapability(store, 'session index') ? store : null;
     this.patch = hasCapability(store, 'data patch') ? store : null;
+    this.placement = hasCapability(store, 'session placement') ? store : null;
     this.sweep = hasCapability(store, 'expiry sweep') ? store : null;
     this.maxSessionsPerUser = this.cap?.max ?? null;
     this.now = options.clock ?? Date.now;
@@ -141,10 +149,10 @@ export class Sessions {
       );
     }
     const now = this.now();
-    const token = generateToken();
+    const { token, id } = this.newToken();
     const absoluteExpiresAt = now + this.absoluteTimeout;
     const session: SessionRecord = {
-      id: sessionIdOf(token),
+      id,
       userId,
       createdAt: now,
       lastSeenAt: now,
@@ -203,6 +211,25 @@ export class Sessions {
     }
     this.emit({ type: 'refreshed', session });
     return { session, reason: null };
+  }
+
+  /**
+   * A fresh token and its id, drawn again while the store's "session placement" refuses the id
+   * (a Memcached server is down). Conditioning on the id's server costs at most log2(servers)
+   * of the token's 256 random bits.
+   */
+  private newToken(): { token: string; id: string } {
+    let token = generateToken();
+    let id = sessionIdOf(token);
+    for (
+      let draw = 1;
+      draw < MAX_TOKEN_DRAWS && this.placement?.acceptsSessionId(id) === false;
+      draw++
+    ) {
+      token = generateToken();
+      id = sessionIdOf(token);
+    }
+    return { token, id };
   }
 
   /** Records a refresh; entries older than the touch interval go when the map grows large. */
@@ -305,10 +332,10 @@ export class Sessions {
     changes: { user?: JsonObject; authenticatedAt?: number } = {},
   ): Promise<IssuedSession | null> {
     const now = this.now();
-    const token = generateToken();
+    const { token, id } = this.newToken();
     const session: SessionRecord = {
       ...current,
-      id: sessionIdOf(token),
+      id,
       lastSeenAt: now,
       idleExpiresAt: Math.min(now + this.idleTimeout, current.absoluteExpiresAt),
       authenticatedAt: changes.authenticatedAt ?? current.authenticatedAt,

@@ -407,3 +407,42 @@ describe('store failures', () => {
     expect((await auth.validate(token)).reason).toBeNull();
   });
 });
+
+describe('session placement (a store whose servers can be down one at a time)', () => {
+  /** A memory store that accepts only ids starting with one of half the base64url letters, as if the other half's server were down. */
+  function halfDown() {
+    const memory = new MemoryStore();
+    const accepts = (id: string) => /^[A-Za-f]/.test(id);
+    let asked = 0;
+    const store = Object.assign(memory, {
+      acceptsSessionId(id: string) {
+        asked++;
+        return accepts(id);
+      },
+    });
+    return { store, accepts, asked: () => asked };
+  }
+
+  it('create and rotate draw tokens until the store accepts the id', async () => {
+    const { store, accepts, asked } = halfDown();
+    const auth = new Latchkey({ store });
+    for (let i = 0; i < 50; i++) {
+      const { session, token } = await auth.create(`user-${i}`);
+      expect(accepts(session.id)).toBe(true);
+      expect((await auth.validate(token)).session?.id).toBe(session.id);
+      const rotated = await auth.rotate(session);
+      expect(accepts(rotated.session.id)).toBe(true);
+    }
+    // About two draws per session (100 of them): the refused half was drawn again, never stored.
+    expect(asked()).toBeGreaterThan(120);
+    expect(asked()).toBeLessThan(320);
+  });
+
+  it('a store that refuses every id still gets a create (which then fails as its outage would)', async () => {
+    const memory = new MemoryStore();
+    const store = Object.assign(memory, { acceptsSessionId: () => false });
+    const auth = new Latchkey({ store });
+    const { session } = await auth.create('user-1');
+    expect(await store.get(session.id)).not.toBeNull();
+  });
+});

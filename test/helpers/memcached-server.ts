@@ -83,12 +83,25 @@ export class PrivateMemcached {
     throw new Error(`private memcached on port ${this.port} did not start`);
   }
 
+  /**
+   * Freezes the server (SIGSTOP): it keeps its items and the kernel still accepts connections,
+   * but nothing answers, as across a network partition. {@link thaw} lets it run on.
+   */
+  freeze(): void {
+    this.process?.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.process?.kill('SIGCONT');
+  }
+
   /** Stops the server and waits for it to exit. */
   async stop(): Promise<void> {
     const child = this.process;
     this.process = null;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGCONT');
     child.kill('SIGTERM');
     await exited;
   }

@@ -4,10 +4,12 @@ import { MemcachedStore } from 'latchkey/stores/memcached';
 import { record } from 'latchkey/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  type Cluster,
   exptimeFor,
   LINGER_MS,
   MAX_RELATIVE_EXPTIME,
 } from '../../src/stores/memcached/connection.js';
+import { hashed } from '../../src/stores/memcached/records.js';
 import { memcachedUnavailable, PrivateMemcached, rawSet } from '../helpers/memcached-server.js';
 
 const reason = await memcachedUnavailable();
@@ -176,19 +178,21 @@ describe.skipIf(reason !== null)('MemcachedStore eviction honesty', () => {
 describe.skipIf(reason !== null)('MemcachedStore on two servers', () => {
   let a: PrivateMemcached;
   let b: PrivateMemcached;
-  beforeAll(async () => {
+  beforeEach(async () => {
     [a, b] = await Promise.all([PrivateMemcached.start(), PrivateMemcached.start()]);
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
   });
-
-  it('spreads keys over both; losing one makes only its sessions fail (a rejection: 503), never "not found"', async () => {
-    const store = await MemcachedStore.connect(`${a.address},${b.address}`, {
+  const open = () =>
+    MemcachedStore.connect(`${a.address},${b.address}`, {
       prefix: prefix(),
       connectTimeout: 500,
-      commandTimeout: 1000,
+      commandTimeout: 500,
     });
+
+  it('losing one logs out only its sessions (no record, never 503); new ids land on the other; none left is an outage', async () => {
+    const store = await open();
     const engine = new Sessions({ store });
     const issued = await Promise.all(
       Array.from({ length: 40 }, (_, i) => engine.create(`user-${i}`)),
@@ -200,27 +204,100 @@ describe.skipIf(reason !== null)('MemcachedStore on two servers', () => {
     for (const { token } of issued) expect((await engine.validate(token)).reason).toBeNull();
 
     await a.stop();
-    for (const { token } of onA) {
-      await expect(engine.validate(token)).rejects.toBeInstanceOf(StoreUnavailableError);
-    }
+    for (const { token } of onA) expect((await engine.validate(token)).reason).toBe('not_found');
     for (const { token, session } of onB) {
       expect((await engine.validate(token)).session?.id).toBe(session.id);
     }
-    // A miss on the live server is still a miss.
-    let unknown = randomBytes(32).toString('base64url');
-    while (store.serverOfSession(unknown) !== b.address)
-      unknown = randomBytes(32).toString('base64url');
-    expect(await store.get(unknown)).toBeNull();
+    // New sessions (users whose index item is on B) all land on B, and validate.
+    const usersOnB = Array.from({ length: 60 }, (_, i) => `new-${i}`)
+      .filter((user) => serverOfUser(store, user) === b.address)
+      .slice(0, 10);
+    expect(usersOnB).toHaveLength(10);
+    for (const user of usersOnB) {
+      const { session, token } = await engine.create(user);
+      expect(store.serverOfSession(session.id)).toBe(b.address);
+      expect((await engine.validate(token)).reason).toBeNull();
+      expect((await engine.listSessions(user)).map((s) => s.id)).toEqual([session.id]);
+    }
+    // A user whose index item is on A cannot log in, list or log out everywhere: 503, so "log
+    // out everywhere" never misses a session.
+    const userOnA = Array.from({ length: 60 }, (_, i) => `a-${i}`).find(
+      (user) => serverOfUser(store, user) === a.address,
+    ) as string;
+    await expect(engine.create(userOnA)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(engine.listSessions(userOnA)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(engine.revokeAllForUser(userOnA)).rejects.toBeInstanceOf(StoreUnavailableError);
 
-    // Back (empty: memcached keeps nothing): the client reconnects, its sessions are gone (401).
-    await a.resume();
-    await vi.waitFor(async () => {
-      const { token } = onA[0] as (typeof onA)[number];
-      expect((await engine.validate(token)).reason).toBe('not_found');
+    // Both down: every call is an outage, never "logged out".
+    await b.stop();
+    const { token } = onB[0] as (typeof onB)[number];
+    await expect(engine.validate(token)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(engine.create(usersOnB[0] as string)).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
+    await expect(store.evictions()).rejects.toThrow();
+
+    // Back (empty): the probe finds them again; old sessions are gone, new ones work.
+    await Promise.all([a.resume(), b.resume()]);
+    await vi.waitFor(async () => expect((await engine.validate(token)).reason).toBe('not_found'), {
+      timeout: 5000,
     });
+    const again = await engine.create(userOnA);
+    expect((await engine.validate(again.token)).reason).toBeNull();
+    await store.close();
+  });
+
+  it('a session "log out everywhere" could not reach stays out once its server answers again (flushed)', async () => {
+    const store = await open();
+    const engine = new Sessions({ store });
+    // A user whose index item is on A, with sessions on both servers.
+    const user = Array.from({ length: 60 }, (_, i) => `u-${i}`).find(
+      (id) => serverOfUser(store, id) === a.address,
+    ) as string;
+    const issued = await Promise.all(Array.from({ length: 12 }, () => engine.create(user)));
+    const onA = issued.filter(({ session }) => store.serverOfSession(session.id) === a.address);
+    const onB = issued.filter(({ session }) => store.serverOfSession(session.id) === b.address);
+    expect(onA.length).toBeGreaterThan(0);
+    expect(onB.length).toBeGreaterThan(0);
+
+    // B keeps its items but stops answering, as across a partition.
+    b.freeze();
+    for (const { token } of onB) expect((await engine.validate(token)).reason).toBe('not_found');
+    // "Log out everywhere" deletes what it reaches, and fails (503) rather than report success.
+    await expect(engine.revokeAllForUser(user)).rejects.toBeInstanceOf(StoreUnavailableError);
+    for (const { token } of onA) expect((await engine.validate(token)).reason).toBe('not_found');
+
+    // B answers again with its items: the store flushes it before using it, so none comes back.
+    b.thaw();
+    const fresh = await waitForServer(engine, store, user, b.address);
+    for (const { token } of onB) expect((await engine.validate(token)).reason).toBe('not_found');
+    expect((await engine.validate(fresh)).reason).toBeNull();
+    expect(await engine.revokeAllForUser(user)).toBe(1);
     await store.close();
   });
 });
+
+/** The server that holds a user's index item. */
+function serverOfUser(store: MemcachedStore, userId: string): string {
+  const cluster = (store as unknown as { memcached: Cluster }).memcached;
+  return cluster.serverOf(cluster.key(`u:${hashed(userId)}`));
+}
+
+/** Creates sessions for `user` until one lands on `server` (which is then up again); its token. */
+async function waitForServer(
+  engine: Sessions,
+  store: MemcachedStore,
+  user: string,
+  server: string,
+): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const { session, token } = await engine.create(user);
+    if (store.serverOfSession(session.id) === server) return token;
+    await engine.revoke(session.id);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no new session landed on ${server}`);
+}
 
 /** The prefix a store was opened with (its keys start with it). */
 function storePrefix(store: MemcachedStore): string {

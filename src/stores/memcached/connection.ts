@@ -1,37 +1,4 @@
-import { createHash } from 'node:crypto';
-import { MemcacheClient } from 'memcache-client';
-
-/**
- * One memcached server as the store uses it, typed by shape so that this package's public types
- * never need `memcache-client`'s (a `MemcacheClient` whose values come back as raw bytes fits).
- */
-export interface MemcachedNode {
-  get(key: string | string[]): Promise<unknown>;
-  gets(key: string): Promise<unknown>;
-  set(key: string, value: Buffer, options: { lifetime: number }): Promise<unknown>;
-  add(key: string, value: Buffer, options: { lifetime: number }): Promise<unknown>;
-  append(key: string, value: Buffer, options: { lifetime: number }): Promise<unknown>;
-  touch(key: string, exptime: number): Promise<unknown>;
-  cas(
-    key: string,
-    value: Buffer,
-    options: { lifetime: number; casUniq: string | number },
-  ): Promise<unknown>;
-  delete(key: string): Promise<unknown>;
-  cmd(line: string): Promise<unknown>;
-  shutdown(): void;
-}
-
-/**
- * A `MemcacheClient` that hands every value back as the bytes memcached holds: the store decodes
- * them itself, so an item written by something else (other flags, bad JSON) reads as no record
- * instead of failing the whole reply.
- */
-class RawClient extends MemcacheClient {
-  override _unpackValue(result: { data: string | Buffer }): Buffer {
-    return Buffer.isBuffer(result.data) ? result.data : Buffer.from(result.data);
-  }
-}
+import { type MemcachedNode, type MemcachedServers, ServerDownError } from './servers.js';
 
 /** memcached reads an exptime above this many seconds (30 days) as a Unix timestamp. */
 export const MAX_RELATIVE_EXPTIME = 2_592_000;
@@ -85,145 +52,124 @@ function itemOf(reply: unknown): CasItem | null {
   return { value, cas: String(casUniq) };
 }
 
-export interface ClusterSettings {
-  readonly prefix: string;
-  readonly connectTimeout: number;
-  readonly commandTimeout: number;
-  readonly maxConnections: number;
-}
-
 /**
- * The store's memcached servers: each key lives on one server, chosen by rendezvous hashing of
- * the key over the server list (a server that is down keeps its keys: calls for them reject,
- * never fall through to another server that would answer "not found").
+ * Keys on the store's memcached servers (see {@link MemcachedServers} for how a key finds its
+ * server and what a server that is down does). Every call for a key whose server is down throws
+ * {@link ServerDownError}; callers that may answer without it use {@link Cluster.unlessDown}.
  */
 export class Cluster {
-  readonly nodes: readonly MemcachedNode[];
-  /** The item size limit the servers enforce (the smallest `item_size_max`), once read. */
-  itemSizeMax = 1_048_576;
-
   constructor(
-    readonly servers: readonly string[],
-    private readonly settings: ClusterSettings,
-    nodes?: readonly MemcachedNode[],
-  ) {
-    this.nodes =
-      nodes ??
-      servers.map(
-        (server) =>
-          new RawClient({
-            server: { server, maxConnections: settings.maxConnections },
-            connectTimeout: settings.connectTimeout,
-            cmdTimeout: settings.commandTimeout,
-            // Keep-alive probes only; the client reconnects by itself after an outage.
-            keepAlive: 60_000,
-            noDelay: true,
-          }) as unknown as MemcachedNode,
-      );
-  }
+    readonly servers: MemcachedServers,
+    private readonly prefix: string,
+    /** Keys fail over to the next server that is up (throttle counters), instead of staying. */
+    private readonly failover = false,
+  ) {}
 
   key(name: string): string {
-    return `${this.settings.prefix}${name}`;
+    return `${this.prefix}${name}`;
   }
 
-  /** The node holding `key` (the highest rendezvous score). */
-  nodeFor(key: string): MemcachedNode {
-    const nodes = this.nodes;
-    if (nodes.length === 1) return nodes[0] as MemcachedNode;
-    let best = 0;
-    let bestScore = -1;
-    for (let i = 0; i < nodes.length; i++) {
-      const score = createHash('md5').update(`${this.servers[i]}\n${key}`).digest().readUInt32BE(0);
-      if (score > bestScore) {
-        best = i;
-        bestScore = score;
-      }
-    }
-    return nodes[best] as MemcachedNode;
+  /** The same keys and servers, routed with failover (see {@link MemcachedServers.indexOf}). */
+  withFailover(): Cluster {
+    return new Cluster(this.servers, this.prefix, true);
   }
 
-  /** Index of the server holding `key` (for tests and diagnostics). */
+  /** The server (`host:port`) that holds `key`. */
   serverOf(key: string): string {
-    return this.servers[this.nodes.indexOf(this.nodeFor(key))] as string;
+    return this.servers.addresses[this.servers.indexOf(key, this.failover)] as string;
+  }
+
+  /** Whether `key`'s server is up now (a new session id is drawn until its key's is). */
+  isUp(key: string): boolean {
+    return this.servers.isUp(this.servers.indexOf(key));
+  }
+
+  /**
+   * `work`'s answer, or `absent` when its key's server is down while another server answers (a
+   * session there is logged out, never moved). With no server answering, the outage is rethrown.
+   */
+  async unlessDown<T>(work: () => Promise<T>, absent: T): Promise<T> {
+    const since = this.servers.answers;
+    try {
+      return await work();
+    } catch (error) {
+      if (!(error instanceof ServerDownError)) throw error;
+      if (!(await this.servers.anotherAnswers(error.index, since))) throw error;
+      this.servers.servedFor(error.index);
+      return absent;
+    }
   }
 
   async read(key: string): Promise<Buffer | null> {
-    const reply = await this.nodeFor(key).get(key);
+    const reply = await this.on(key, (node) => node.get(key));
     const value = (reply as { value?: unknown } | undefined)?.value;
     return Buffer.isBuffer(value) ? value : null;
   }
 
   async readCas(key: string): Promise<CasItem | null> {
-    return itemOf(await this.nodeFor(key).gets(key));
+    return itemOf(await this.on(key, (node) => node.gets(key)));
   }
 
-  /** The values of `keys` that exist, each server asked once (any server failing rejects). */
-  async readMany(keys: readonly string[]): Promise<Map<string, Buffer>> {
-    const byNode = new Map<MemcachedNode, string[]>();
+  /**
+   * The values of `keys` that exist, each server asked once, and the keys whose server is down
+   * (only while another server is up; with every server down this rejects).
+   */
+  async readMany(
+    keys: readonly string[],
+  ): Promise<{ found: Map<string, Buffer>; unreachable: Set<string> }> {
+    const byServer = new Map<number, string[]>();
     for (const key of keys) {
-      const node = this.nodeFor(key);
-      const list = byNode.get(node);
+      const index = this.servers.indexOf(key, this.failover);
+      const list = byServer.get(index);
       if (list) list.push(key);
-      else byNode.set(node, [key]);
+      else byServer.set(index, [key]);
     }
     const found = new Map<string, Buffer>();
+    const unreachable = new Set<string>();
     const batches: Promise<void>[] = [];
-    for (const [node, all] of byNode) {
+    for (const [index, all] of byServer) {
       // Batches of 100 keep each request line (and each reply) of a long list small.
       for (let i = 0; i < all.length; i += 100) {
         const batch = all.slice(i, i + 100);
-        batches.push(
-          node.get(batch).then((reply) => {
-            const items = (reply ?? {}) as Record<string, { value?: unknown }>;
+        const read = () =>
+          this.servers.call(index, async (node) => {
+            const items = ((await node.get(batch)) ?? {}) as Record<string, { value?: unknown }>;
             for (const key of batch) {
               const value = Object.hasOwn(items, key) ? items[key]?.value : undefined;
               if (Buffer.isBuffer(value)) found.set(key, value);
             }
+            return true;
+          });
+        batches.push(
+          this.unlessDown(read, false).then((reached) => {
+            if (!reached) for (const key of batch) unreachable.add(key);
           }),
         );
       }
     }
     await Promise.all(batches);
-    return found;
+    return { found, unreachable };
   }
 
   async write(key: string, value: Buffer, deadline: number): Promise<void> {
     this.checkSize(key, value);
-    await this.nodeFor(key).set(key, value, { lifetime: exptimeFor(deadline) });
+    await this.on(key, (node) => node.set(key, value, { lifetime: exptimeFor(deadline) }));
   }
 
   /** Stores `value` only if `key` holds nothing; false when it does. */
   async add(key: string, value: Buffer, deadline: number): Promise<boolean> {
     this.checkSize(key, value);
-    try {
-      await this.nodeFor(key).add(key, value, { lifetime: exptimeFor(deadline) });
-      return true;
-    } catch (error) {
-      answerOf(error);
-      return false;
-    }
+    return this.answered(key, (node) => node.add(key, value, { lifetime: exptimeFor(deadline) }));
   }
 
   /** Adds `value` at the end of `key`'s item (atomic); false when there is no such item. */
   async append(key: string, value: Buffer): Promise<boolean> {
-    try {
-      await this.nodeFor(key).append(key, value, { lifetime: 0 });
-      return true;
-    } catch (error) {
-      answerOf(error);
-      return false;
-    }
+    return this.answered(key, (node) => node.append(key, value, { lifetime: 0 }));
   }
 
   /** Moves `key`'s expiry to `deadline`; false when there is no such item. */
   async touch(key: string, deadline: number): Promise<boolean> {
-    try {
-      await this.nodeFor(key).touch(key, exptimeFor(deadline));
-      return true;
-    } catch (error) {
-      answerOf(error);
-      return false;
-    }
+    return this.answered(key, (node) => node.touch(key, exptimeFor(deadline)));
   }
 
   /** Stores `value` only if `key` still has CAS token `cas`. */
@@ -238,37 +184,42 @@ export class Cluster {
   }
 
   async remove(key: string): Promise<boolean> {
+    return this.answered(key, (node) => node.delete(key));
+  }
+
+  /**
+   * `stats <kind>` (or `stats`) of every server, as name → value. With `upOnly`, of the servers
+   * that answer (rejecting only when none does); otherwise every server must answer.
+   */
+  async stats(kind = '', upOnly = false): Promise<Record<string, string>[]> {
+    const all = await Promise.all(
+      this.servers.nodes.map((_, index) => {
+        const read = () =>
+          this.servers.call(index, async (node) =>
+            statsOf(await node.cmd(kind ? `stats ${kind}` : 'stats')),
+          );
+        return upOnly ? this.unlessDown(read, null) : read();
+      }),
+    );
+    return all.filter((stats) => stats !== null);
+  }
+
+  private on<T>(key: string, work: (node: MemcachedNode) => Promise<T>): Promise<T> {
+    return this.servers.call(this.servers.indexOf(key, this.failover), work);
+  }
+
+  /** True when `work` succeeded, false when memcached answered `NOT_FOUND`/`NOT_STORED`/`EXISTS`. */
+  private async answered(
+    key: string,
+    work: (node: MemcachedNode) => Promise<unknown>,
+  ): Promise<boolean> {
     try {
-      await this.nodeFor(key).delete(key);
+      await this.on(key, work);
       return true;
     } catch (error) {
       answerOf(error);
       return false;
     }
-  }
-
-  /** `stats <kind>` (or `stats`) of every server, as name → value. */
-  async stats(kind = ''): Promise<Record<string, string>[]> {
-    return Promise.all(
-      this.nodes.map(async (node) => {
-        const reply = (await node.cmd(kind ? `stats ${kind}` : 'stats')) as {
-          STAT?: unknown;
-        };
-        const stats: Record<string, string> = {};
-        if (Array.isArray(reply?.STAT)) {
-          for (const entry of reply.STAT as unknown[]) {
-            if (Array.isArray(entry) && typeof entry[0] === 'string') {
-              stats[entry[0]] = String(entry[1] ?? '');
-            }
-          }
-        }
-        return stats;
-      }),
-    );
-  }
-
-  close(): void {
-    for (const node of this.nodes) node.shutdown();
   }
 
   private async casRaw(
@@ -278,7 +229,7 @@ export class Cluster {
     lifetime: number,
   ): Promise<CasResult> {
     try {
-      await this.nodeFor(key).cas(key, value, { lifetime, casUniq: cas });
+      await this.on(key, (node) => node.cas(key, value, { lifetime, casUniq: cas }));
       return 'stored';
     } catch (error) {
       return answerOf(error) === 'EXISTS' ? 'exists' : 'missing';
@@ -288,12 +239,26 @@ export class Cluster {
   /** A value memcached would refuse (item_size_max) fails here, with a message that says so. */
   private checkSize(key: string, value: Buffer): void {
     // memcached counts the item header and key against the limit too; 64 bytes covers the header.
-    if (value.length + Buffer.byteLength(key) + 64 > this.itemSizeMax) {
+    const limit = this.servers.itemSizeMax;
+    if (value.length + Buffer.byteLength(key) + 64 > limit) {
       throw new Error(
-        `memcached: an item of ${value.length} bytes would pass the servers' item size limit (${this.itemSizeMax} bytes)`,
+        `memcached: an item of ${value.length} bytes would pass the servers' item size limit (${limit} bytes)`,
       );
     }
   }
+}
+
+function statsOf(reply: unknown): Record<string, string> {
+  const stats: Record<string, string> = {};
+  const entries = (reply as { STAT?: unknown } | null)?.STAT;
+  if (Array.isArray(entries)) {
+    for (const entry of entries as unknown[]) {
+      if (Array.isArray(entry) && typeof entry[0] === 'string') {
+        stats[entry[0]] = String(entry[1] ?? '');
+      }
+    }
+  }
+  return stats;
 }
 
 /** Rounds of one compare-and-swap loop before it gives up (a rejection: the store is overloaded). */

@@ -4,16 +4,18 @@ import type {
   DataUpdate,
   SessionDataPatch,
   SessionIndex,
+  SessionPlacement,
   ThrottleDecision,
   ThrottleStore,
 } from '../../core/capabilities.js';
 import { ConfigError } from '../../core/errors.js';
 import type { SessionRecord, SessionStore } from '../../core/store.js';
-import { Cluster, type MemcachedNode } from './connection.js';
+import { Cluster } from './connection.js';
+import { type MemcachedNode, MemcachedServers } from './servers.js';
 import { MemcachedSessions } from './sessions.js';
 import { MemcachedThrottle } from './throttle.js';
 
-export type { MemcachedNode } from './connection.js';
+export type { MemcachedNode } from './servers.js';
 
 export interface MemcachedStoreOptions {
   /** Prepended to every key, so several apps (or test runs) share one memcached. Default `"latchkey:"`. */
@@ -49,14 +51,21 @@ const warned = new Set<string>();
  * make a wrong user's session appear. {@link MemcachedStore.connect} warns once when a server can
  * evict, and {@link MemcachedStore.evictions} reports the count.
  *
- * Any server that does not answer makes the calls for its keys reject (the core answers 503),
- * never answer "not found"; the other servers' keys keep working.
+ * A server that stops answering (refused, reset, timed out) is marked down for a second at a time:
+ * its sessions read as none (logged out, never looked for elsewhere), new session ids are drawn
+ * until one lands on a server that is up (the "session id placement" capability), login-attempt
+ * windows move to the next server that is up, and a user whose index item is on it cannot list,
+ * log out everywhere or log in (a rejection: 503). Before it is used again it is flushed, so
+ * nothing revoked meanwhile comes back. Only with every server down does every call reject.
  */
-export class MemcachedStore implements SessionStore, SessionIndex, SessionDataPatch, ThrottleStore {
+export class MemcachedStore
+  implements SessionStore, SessionIndex, SessionDataPatch, SessionPlacement, ThrottleStore
+{
   /** The servers, as `host:port`, in the order given. */
   readonly servers: readonly string[];
   /** What each server said at connect, in the order of {@link servers}. */
   info: readonly MemcachedServerInfo[] = [];
+  private readonly pool: MemcachedServers;
   private readonly memcached: Cluster;
   private readonly sessions: MemcachedSessions;
   private readonly throttle: MemcachedThrottle;
@@ -72,9 +81,11 @@ export class MemcachedStore implements SessionStore, SessionIndex, SessionDataPa
     if (nodes && nodes.length !== this.servers.length) {
       throw new ConfigError('nodes: give one client per server');
     }
-    this.memcached = new Cluster(this.servers, settings, nodes);
+    this.pool = new MemcachedServers(this.servers, settings, nodes);
+    this.memcached = new Cluster(this.pool, settings.prefix);
     this.sessions = new MemcachedSessions(this.memcached);
-    this.throttle = new MemcachedThrottle(this.memcached);
+    // A window may restart when its server changes (as after a restart) but must keep counting.
+    this.throttle = new MemcachedThrottle(this.memcached.withFailover());
   }
 
   /**
@@ -104,7 +115,7 @@ export class MemcachedStore implements SessionStore, SessionIndex, SessionDataPa
       itemSizeMax: Number(stats.item_size_max) || 1_048_576,
       maxBytes: Number(stats.maxbytes) || 0,
     }));
-    this.memcached.itemSizeMax = Math.min(...this.info.map((info) => info.itemSizeMax));
+    this.pool.itemSizeMax = Math.min(...this.info.map((info) => info.itemSizeMax));
     const evicting = this.info.filter((info) => info.evicts).map((info) => info.server);
     const id = this.servers.join(',');
     if (evicting.length > 0 && !warned.has(id)) {
@@ -117,9 +128,12 @@ export class MemcachedStore implements SessionStore, SessionIndex, SessionDataPa
     return this.info;
   }
 
-  /** Items evicted so far, summed over the servers (`stats` → `evictions`), for /readyz and /metrics. */
+  /**
+   * Items evicted so far, summed over the servers that answer (`stats` → `evictions`), for
+   * /readyz and /metrics; rejects only when none answers.
+   */
   async evictions(): Promise<number> {
-    const all = await this.memcached.stats();
+    const all = await this.memcached.stats('', true);
     return all.reduce((sum, stats) => sum + (Number(stats.evictions) || 0), 0);
   }
 
@@ -129,7 +143,7 @@ export class MemcachedStore implements SessionStore, SessionIndex, SessionDataPa
   }
 
   async close(): Promise<void> {
-    this.memcached.close();
+    this.pool.close();
   }
 
   // Sessions (the required port, the per-user index and the data patch).
@@ -139,6 +153,9 @@ export class MemcachedStore implements SessionStore, SessionIndex, SessionDataPa
   }
   createCapped(record: SessionRecord, max: number): Promise<boolean> {
     return this.sessions.createCapped(record, max);
+  }
+  acceptsSessionId(id: string): boolean {
+    return this.sessions.acceptsSessionId(id);
   }
   get(id: string): Promise<SessionRecord | null> {
     return this.sessions.get(id);

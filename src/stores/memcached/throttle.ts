@@ -128,7 +128,7 @@ export class MemcachedThrottle implements ThrottleStore {
    */
   private trimmed(ends: readonly End[]): End[] {
     const now = Date.now();
-    const budget = this.memcached.itemSizeMax / 2;
+    const budget = this.memcached.servers.itemSizeMax / 2;
     const kept: End[] = [];
     let bytes = 0;
     for (const end of [...ends].sort((a, b) => b[1] - a[1])) {
