@@ -85,7 +85,8 @@ async function lookupFor(lookup, token) {
     return {
       async find(value) {
         const fields = await client.hGetAll(`${prefix}s:${sessionIdOf(value)}`);
-        return fields.userId ?? null;
+        // `u`: the compact record's user id (src/stores/redis/records.ts).
+        return fields.u ?? null;
       },
       close: async () => void (await client.close()),
     };
