@@ -1,20 +1,41 @@
 /**
  * The rows of the table, in the order printed. `needs` names the services a case cannot run
- * without; a case whose module is not built yet skips itself with the reason.
- * @typedef {{ name: string, module: string, options?: object, needs?: ('redis' | 'postgres' | 'memcached')[] }} BenchCase
+ * without; a case whose module is not built yet skips itself with the reason. `floor` names the
+ * case that bounds this one (the same answer with only the unavoidable work, see
+ * servers/floor.mjs): the table prints each row's ratio to it, measured in the same round.
+ *
+ * A new row is one entry here (and, for a new kind of server, one module in servers/ exporting
+ * `start(options)`; a new latchkey store, one `case` in stores.mjs `createStore`).
+ * @typedef {{ name: string, module: string, options?: object, needs?: ('redis' | 'postgres' | 'memcached')[], floor?: string }} BenchCase
  */
+
+export const MAP_FLOOR = 'floor: Map lookup';
+export const REDIS_FLOOR = 'floor: node-redis HGETALL';
+export const POSTGRES_FLOOR = 'floor: pg prepared SELECT';
+const EXPRESS_ALONE = 'express 5 alone (no session)';
+const FASTIFY_ALONE = 'fastify 5 alone (no session)';
 
 /** @type {BenchCase[]} */
 export const CASES = [
   { name: 'bare node:http (ceiling)', module: 'bare' },
-  { name: 'latchkey memory', module: 'latchkey', options: { store: 'memory' } },
-  { name: 'latchkey SQLite', module: 'latchkey', options: { store: 'sqlite' } },
-  { name: 'latchkey Redis', module: 'latchkey', options: { store: 'redis' }, needs: ['redis'] },
+  { name: MAP_FLOOR, module: 'floor', options: { lookup: 'map' } },
+  { name: REDIS_FLOOR, module: 'floor', options: { lookup: 'redis' }, needs: ['redis'] },
+  { name: POSTGRES_FLOOR, module: 'floor', options: { lookup: 'postgres' }, needs: ['postgres'] },
+  { name: 'latchkey memory', module: 'latchkey', options: { store: 'memory' }, floor: MAP_FLOOR },
+  { name: 'latchkey SQLite', module: 'latchkey', options: { store: 'sqlite' }, floor: MAP_FLOOR },
+  {
+    name: 'latchkey Redis',
+    module: 'latchkey',
+    options: { store: 'redis' },
+    needs: ['redis'],
+    floor: REDIS_FLOOR,
+  },
   {
     name: 'latchkey Redis + cache',
     module: 'latchkey',
     options: { store: 'redis-cache' },
     needs: ['redis'],
+    floor: MAP_FLOOR,
   },
   {
     name: 'latchkey Memcached',
@@ -27,18 +48,21 @@ export const CASES = [
     module: 'latchkey',
     options: { store: 'postgres' },
     needs: ['postgres'],
+    floor: POSTGRES_FLOOR,
   },
   {
     name: 'latchkey PostgreSQL + cache',
     module: 'latchkey',
     options: { store: 'postgres-cache' },
     needs: ['postgres'],
+    floor: MAP_FLOOR,
   },
-  { name: 'express 5 alone (no session)', module: 'express', options: { store: 'none' } },
+  { name: EXPRESS_ALONE, module: 'express', options: { store: 'none' } },
   {
     name: 'latchkey/express adapter, memory',
     module: 'latchkey-express',
     options: { store: 'memory' },
+    floor: EXPRESS_ALONE,
   },
   { name: 'express 5 + express-session (memory)', module: 'express', options: { store: 'memory' } },
   {
@@ -47,11 +71,12 @@ export const CASES = [
     options: { store: 'redis' },
     needs: ['redis'],
   },
-  { name: 'fastify 5 alone (no session)', module: 'fastify', options: { session: false } },
+  { name: FASTIFY_ALONE, module: 'fastify', options: { session: false } },
   {
     name: 'latchkey/fastify adapter, memory',
     module: 'latchkey-fastify',
     options: { store: 'memory' },
+    floor: FASTIFY_ALONE,
   },
   { name: 'fastify 5 + @fastify/session', module: 'fastify' },
 ];

@@ -14,6 +14,9 @@ export const MEMCACHED_ADDRESS = process.env.LATCHKEY_BENCH_MEMCACHED ?? '127.0.
 export const POSTGRES_URL =
   process.env.LATCHKEY_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+/** The bench's Redis key prefix, private to this process so bench keys never meet the tests' keys. */
+export const REDIS_PREFIX = `bench:${process.pid}:`;
+
 /** Thrown when a case cannot run here (module not built yet, service down). */
 export class Skip extends Error {}
 
@@ -52,8 +55,7 @@ export async function createStore(kind, options = {}) {
     case 'redis':
     case 'redis-cache': {
       const RedisStore = await importBuilt('stores/redis/index.js', 'RedisStore');
-      // A private prefix per process so bench keys never meet the tests' keys.
-      const storeOptions = { prefix: `bench:${process.pid}:`, cache: kind === 'redis-cache' };
+      const storeOptions = { prefix: REDIS_PREFIX, cache: kind === 'redis-cache' };
       return openStore(RedisStore, REDIS_URL, storeOptions);
     }
     case 'memcached': {

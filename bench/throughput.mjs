@@ -14,14 +14,17 @@ import { commandDelta, redisCommandCounts } from './services.mjs';
  * @param {{ redis: any, postgresReason: string | null, memcached: any }} services
  */
 export async function measureThroughput(settings, services) {
-  // `--only a,b`: cases whose name contains any of the parts (bare always runs: it is the ratio's base).
+  // `--only a,b`: cases whose name contains any of the parts, with their floors (bare always
+  // runs: it is the ratio's base).
   const parts = settings.only?.split(',').map((part) => part.trim().toLowerCase()) ?? [];
-  const wanted = CASES.filter(
+  const named = CASES.filter(
     (c) =>
       parts.length === 0 ||
       c.module === 'bare' ||
       parts.some((part) => c.name.toLowerCase().includes(part)),
   );
+  const floors = new Set(named.map((c) => c.floor));
+  const wanted = CASES.filter((c) => named.includes(c) || floors.has(c.name));
   /** @type {{ name: string, reason: string }[]} */
   const skipped = [];
   /** @type {{ name: string, child: import('./child.mjs').ServerChild, usesRedis: boolean, usesMemcached: boolean }[]} */
@@ -87,6 +90,15 @@ export async function measureThroughput(settings, services) {
           `round ${round}/${settings.rounds} ${name}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms\n`,
         );
       }
+    }
+    // Each round's ratio to the row's floor, from the same round (a floor that could not run: none).
+    for (const { name } of running) {
+      const floor = CASES.find((c) => c.name === name)?.floor;
+      const floorRounds = floor ? rounds.get(floor) : undefined;
+      const own = rounds.get(name) ?? [];
+      own.forEach((r, i) => {
+        r.floor = floorRounds ? { name: floor, ratio: r.rps / floorRounds[i].rps } : null;
+      });
     }
     return { rows: running.map(({ name }) => rowOf(name, rounds.get(name) ?? [])), skipped };
   } finally {

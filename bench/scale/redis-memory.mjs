@@ -1,15 +1,23 @@
 /**
- * Redis memory per session: INFO used_memory before and after `n` creates through latchkey's
- * RedisStore, on the bench's private redis-server (LATCHKEY_BENCH_REDIS_URL).
+ * Redis memory per session: INFO used_memory before and after `n` creates of realistic sessions
+ * (see tokens.mjs) through latchkey's RedisStore, on the bench's private redis-server
+ * (LATCHKEY_BENCH_REDIS_URL). The breakdown comes from MEMORY USAGE of sampled keys: the session
+ * hash (of which the key's own overhead: the same key name holding an empty string), the user's
+ * index key, the session's share of the `expiries` sorted set; what is left is Redis' key tables
+ * and expiry entries.
  */
+
+import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
-import { createStore, REDIS_URL } from '../stores.mjs';
+import { createStore, REDIS_PREFIX, REDIS_URL } from '../stores.mjs';
 import { makeTokens, recordFor } from './tokens.mjs';
 
 const n = Number(process.argv[2]);
 const client = createClient({ url: REDIS_URL });
 await client.connect();
 const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))?.[1]);
+const usage = async (/** @type {string} */ key) =>
+  Number(await client.sendCommand(['MEMORY', 'USAGE', key, 'SAMPLES', '0']));
 
 const store = await createStore('redis');
 const before = await usedMemory();
@@ -26,10 +34,41 @@ const started = performance.now();
 await Promise.all(Array.from({ length: 64 }, worker));
 const fillSeconds = (performance.now() - started) / 1000;
 const after = await usedMemory();
+
+const samples = Math.min(1000, n);
+let session = 0;
+let index = 0;
+let encoding = '';
+for (let s = 0; s < samples; s++) {
+  const i = Math.floor((s * n) / samples);
+  const { id, userId } = recordFor(tokens[i], i, now);
+  const key = `${REDIS_PREFIX}s:${id}`;
+  session += await usage(key);
+  if (s === 0) encoding = String(await client.sendCommand(['OBJECT', 'ENCODING', key]));
+  const tag = createHash('sha256').update(userId).digest('base64url');
+  index += await usage(`${REDIS_PREFIX}{u:${tag}}:i`);
+}
+const probe = `${REDIS_PREFIX}s:${recordFor(tokens[0], 0, now).id.replace(/./g, 'x')}`;
+await client.set(probe, '');
+const keyOverhead = await usage(probe);
+await client.del(probe);
+const expiries = (await usage(`${REDIS_PREFIX}expiries`)) / n;
 await store.close();
 await client.quit();
+const perSession = Math.round((after - before) / n);
+const sessionHash = Math.round(session / samples);
+const indexEntry = Math.round(index / samples);
 process.send?.({
   sessions: n,
+  sessionsPerUser: 1,
   fillSeconds: Math.round(fillSeconds * 10) / 10,
-  bytesPerSession: Math.round((after - before) / n),
+  bytesPerSession: perSession,
+  breakdown: {
+    keyOverhead,
+    record: sessionHash - keyOverhead,
+    sessionEncoding: encoding,
+    index: indexEntry,
+    expiries: Math.round(expiries),
+    keyTablesAndExpiries: perSession - sessionHash - indexEntry - Math.round(expiries),
+  },
 });

@@ -13,9 +13,14 @@ export function makeTokens(/** @type {number} */ n) {
   return tokens;
 }
 
+/** A 110-byte user agent, as a current desktop browser sends. */
+export const USER_AGENT =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.67 Safari/537.36';
+
 /**
- * A live record like `Sessions.create` writes for user `i` (one session per user: the worst case
- * for per-user indexes), with a typical small user snapshot.
+ * A live realistic record like `Sessions.create` writes for user `i` (one session per user: the
+ * worst case for per-user indexes): a 110-byte user agent, an IPv4 address, a user snapshot of id
+ * and name.
  * @param {string} token
  * @param {number} i
  * @param {number} now
@@ -29,9 +34,9 @@ export function recordFor(token, i, now) {
     idleExpiresAt: now + 30 * 60_000,
     absoluteExpiresAt: now + 12 * 3_600_000,
     authenticatedAt: now,
-    ip: null,
-    userAgent: null,
-    user: { id: `user-${i}`, username: `user${i}` },
+    ip: `203.0.${(i >> 8) & 255}.${i & 255}`,
+    userAgent: USER_AGENT,
+    user: { id: `user-${i}`, name: `User ${i}` },
     data: {},
   };
 }

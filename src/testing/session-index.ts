@@ -97,6 +97,25 @@ export function describeSessionIndex<S extends SessionStore & SessionIndex>(
       expect(await store.listByUser('user-1', T0 + 100)).toHaveLength(3);
     });
 
+    it('a revoke-all racing creates never misses a session that could already be read', async () => {
+      // A record readable before deleteByUser started must be gone once both have finished: a
+      // store that writes the record before its index entry lets a revoke-all in between miss it.
+      // The revoke-all starts a few turns of the event loop after the create, so every interleaving
+      // of the create's steps is met.
+      const survivors: string[] = [];
+      for (let round = 0; round < 60; round++) {
+        const created = record({ createdAt: T0 + round });
+        const creating = store.create(created);
+        for (let turn = 0; turn < round % 6; turn++) await Promise.resolve();
+        if (round % 2 === 1) await new Promise((resolve) => setImmediate(resolve));
+        const seen = await store.get(created.id);
+        await store.deleteByUser('user-1');
+        await creating;
+        if (seen !== null && (await store.get(created.id)) !== null) survivors.push(created.id);
+      }
+      expect(survivors).toEqual([]);
+    });
+
     it('the engine’s evict-oldest: parallel logins for one user leave exactly the cap, all created', async () => {
       const sessions = new Sessions({ store, maxSessionsPerUser: 3, clock: () => T0 });
       const evicted: string[] = [];

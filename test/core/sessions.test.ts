@@ -431,6 +431,7 @@ describe('session placement (a store whose servers can be down one at a time)', 
       expect(accepts(session.id)).toBe(true);
       expect((await auth.validate(token)).session?.id).toBe(session.id);
       const rotated = await auth.rotate(session);
+      if (!rotated) throw new Error('the session was live, so rotate gives a new one');
       expect(accepts(rotated.session.id)).toBe(true);
     }
     // About two draws per session (100 of them): the refused half was drawn again, never stored.

@@ -25,12 +25,37 @@ describe('RedisStore session data layout', () => {
     });
     const fields = await admin.hGetAll(`${prefix}s:${created.id}`);
     expect(Object.keys(fields).sort()).toEqual(
-      ['d:f', 'd:list', 'd:obj', 'idleExpiresAt', 'lastSeenAt', 'record', 'userId'].sort(),
+      ['a', 'c', 'd:f', 'd:list', 'd:obj', 'g', 'i', 'l', 'n', 'p', 't', 'u'].sort(),
     );
     expect(fields['d:list']).toBe('[]');
     expect(fields['d:obj']).toBe('{}');
     expect(fields['d:f']).toBe('0.30000000000000004');
-    expect(JSON.parse(fields.record as string).data).toEqual({});
+  });
+
+  it('updates the data of a record in the layout before the compact one', async () => {
+    const earlier = record({ data: { kept: 1, gone: 2 } });
+    const key = `${prefix}s:${earlier.id}`;
+    const { data, ...rest } = earlier;
+    await admin.hSet(key, {
+      record: JSON.stringify({ ...rest, data: {} }),
+      userId: earlier.userId,
+      lastSeenAt: String(earlier.lastSeenAt),
+      idleExpiresAt: String(earlier.idleExpiresAt),
+      'd:kept': '1',
+      'd:gone': '2',
+    });
+    await admin.pExpire(key, 60_000);
+    expect(
+      await store.updateData(earlier.id, { set: { c: 3 }, remove: ['gone'], maxBytes: BOUND }),
+    ).toBe('updated');
+    expect(await store.get(earlier.id)).toEqual({ ...earlier, data: { kept: 1, c: 3 } });
+    await store.touch(earlier.id, earlier.lastSeenAt + 1, earlier.idleExpiresAt + 1);
+    expect(await store.get(earlier.id)).toMatchObject({
+      lastSeenAt: earlier.lastSeenAt + 1,
+      idleExpiresAt: earlier.idleExpiresAt + 1,
+      data: { kept: 1, c: 3 },
+    });
+    expect(data).toEqual({ kept: 1, gone: 2 });
   });
 
   it('reads and converts a record written before data had fields of its own', async () => {

@@ -3,7 +3,7 @@ import { record } from 'latchkey/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type RedisFixture, useRedisStore } from '../helpers/redis-server.js';
 
-/** A session's hash fields exactly as this version (and the one before the split) writes them. */
+/** A session's hash fields exactly as the versions before the compact record wrote them. */
 function fieldsOf(session: ReturnType<typeof record>): Record<string, string> {
   const { data, ...rest } = session;
   const fields: Record<string, string> = {
@@ -40,7 +40,33 @@ const GARBLED: [string, Record<string, string>][] = [
   ['no lastSeenAt', { ...fieldsOf(valid), lastSeenAt: '' }],
   ['an idleExpiresAt that is not a number', { ...fieldsOf(valid), idleExpiresAt: 'soon' }],
   ['a data field that is not JSON', { ...fieldsOf(valid), 'd:cart': '[1,' }],
+  ['compact: no user id', compactWith({ u: undefined })],
+  ['compact: a createdAt that is text', compactWith({ c: 'x' })],
+  ['compact: no idleExpiresAt', compactWith({ i: undefined })],
+  ['compact: an empty authenticatedAt', compactWith({ t: '' })],
+  ['compact: a user that is not JSON', compactWith({ n: '{"name":' })],
+  ['compact: a user that is an array', compactWith({ n: '[]' })],
+  ['compact: no user', compactWith({ n: undefined })],
+  ['compact: a data field that is not JSON', compactWith({ 'd:cart': '[1,' })],
 ];
+
+/** The compact fields of `valid` with `changes` (undefined: the field left out). */
+function compactWith(changes: Record<string, string | undefined>): Record<string, string> {
+  const fields: Record<string, string | undefined> = {
+    u: valid.userId,
+    c: String(valid.createdAt),
+    l: String(valid.lastSeenAt),
+    i: String(valid.idleExpiresAt),
+    a: String(valid.absoluteExpiresAt),
+    t: String(valid.authenticatedAt),
+    n: JSON.stringify(valid.user),
+    'd:cart': '[1,2]',
+    ...changes,
+  };
+  return Object.fromEntries(
+    Object.entries(fields).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}
 
 for (const cache of [false, true]) {
   describe(`RedisStore records${cache ? ' (validation cache on)' : ''}`, () => {
@@ -58,10 +84,37 @@ for (const cache of [false, true]) {
       await admin.pExpire(key, 60_000);
     }
 
-    it('reads a record in the layout this version writes, data fields included', async () => {
+    it('reads the compact fields this version writes', async () => {
+      await write(valid.id, compactWith({ p: valid.ip ?? '', g: valid.userAgent ?? '' }));
+      expect(await store.get(valid.id)).toEqual(valid);
+    });
+
+    it('reads a record in the layout earlier versions wrote, data fields included', async () => {
       await write(valid.id, fieldsOf(valid));
       expect(await store.get(valid.id)).toEqual(valid);
       expect(await store.get(valid.id)).toEqual(valid);
+    });
+
+    it('writes a realistic session as a listpack hash, long texts in parts, and reads it back', async () => {
+      const realistic = record({
+        ip: '203.0.113.7',
+        userAgent: `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36 ${'é'.repeat(5)}`,
+        user: { id: 'user-1', name: 'Ada Lovelace', note: '🦊'.repeat(30) },
+        data: { cart: [1, 2] },
+      });
+      await store.create(realistic);
+      const key = `${prefix}s:${realistic.id}`;
+      expect(await admin.sendCommand(['OBJECT', 'ENCODING', key])).toBe('listpack');
+      const fields = await admin.hGetAll(key);
+      for (const value of Object.values(fields))
+        expect(Buffer.byteLength(value)).toBeLessThanOrEqual(64);
+      expect(fields.g1).toBeDefined();
+      expect(fields.n2).toBeDefined();
+      expect(await store.get(realistic.id)).toEqual(realistic);
+      expect(await store.get(realistic.id)).toEqual(realistic);
+      const anonymous = record({ ip: null, userAgent: null, user: {} });
+      await store.create(anonymous);
+      expect(await store.get(anonymous.id)).toEqual(anonymous);
     });
 
     for (const [label, fields] of GARBLED) {
@@ -81,7 +134,7 @@ for (const cache of [false, true]) {
       await store.create(kept);
       const torn = record({ createdAt: kept.createdAt + 1 });
       await store.create(torn);
-      await admin.hSet(`${prefix}s:${torn.id}`, 'record', '{"id":');
+      await admin.hSet(`${prefix}s:${torn.id}`, 'n', '{"id":');
       expect(await store.listByUser('user-1', kept.createdAt)).toEqual([kept]);
     });
   });

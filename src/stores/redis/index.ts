@@ -37,15 +37,18 @@ export interface RedisStoreOptions {
  *
  * Key layout, chosen so that every script touches a single hash slot (Redis Cluster):
  * - `s:<id>`: one hash per session, in its own slot, expiring at `idleExpiresAt` (PEXPIREAT).
- *   Validation is one HGETALL of it (cacheable, see {@link RedisStoreOptions.cache}). Fields:
- *   `record` (the JSON record, `data` left empty), `userId`, `lastSeenAt`, `idleExpiresAt`, and
- *   `d:<key>` (JSON) for each top-level key of `data`, so `updateData` is HSET/HDEL of fields.
- * - `{u:<sha256(userId)>}:live|age|evicting`: the per-user index, all in the user's slot. The cap
- *   is decided there atomically (so parallel logins never exceed it); a session key is in another
- *   slot, so the record is written BEFORE it is indexed (and deleted again if the cap refuses it).
- *   `evicting` holds ids an earlier version evicted but had not deleted yet; "revoke all" still
- *   sees them. The index's deadline for an id is raised before the record's, so the index never
- *   forgets a live session.
+ *   Validation is one HGETALL of it (cacheable, see {@link RedisStoreOptions.cache}). Compact
+ *   fields (see records.ts): `u` userId, `c` `l` `i` `a` `t` the times, `p` ip, `g` user agent,
+ *   `n` user snapshot, `d:<key>` (JSON) per top-level key of `data`, so `updateData` is HSET/HDEL
+ *   of fields; every value at most 64 bytes (longer texts in parts) so the hash stays a listpack.
+ *   A hash with a `record` field is an earlier version's layout: still read and updated.
+ * - `{u:<sha256(userId)>}:i`: the per-user index (id → idleExpiresAt), in the user's slot, where
+ *   the cap is decided atomically (so parallel logins never exceed it). On one Redis server the
+ *   record and its index entry are written by one script; on Cluster the entry comes first and
+ *   the create checks it is still there after writing the record. `:evicting` holds ids a
+ *   revoke-all took out of the index (or an earlier version evicted) whose records may not be
+ *   deleted yet: the next revoke-all still sees them. `:live`/`:age` are an earlier version's
+ *   index, still honoured. The index's deadline for an id is raised before the record's.
  * - `expiries`: id → idleExpiresAt for `deleteExpired` (Redis' own TTL does the real expiring).
  * - `{users}:…`, `{throttle}:…`, `{remember}:…`: one slot each, so uniqueness of usernames, the
  *   attempt counter and token rotation are single atomic scripts.

@@ -32,13 +32,82 @@ export function pairs(reply: unknown): Fields {
   return fields;
 }
 
+/**
+ * The longest value a hash field may hold and stay listpack-encoded (Redis' default
+ * `hash-max-listpack-value`): a session hash with every value this short costs about half of one
+ * with a single longer value, so long strings are written in parts of at most this many bytes.
+ */
+export const PART_BYTES = 64;
+
+/**
+ * The compact record as hash fields, name then value: `u` userId, `c` createdAt, `l` lastSeenAt,
+ * `i` idleExpiresAt, `a` absoluteExpiresAt, `t` authenticatedAt (integers, which a listpack stores
+ * as integers), `p` ip and `g` user agent (absent: null), `n` the user snapshot's JSON, then the
+ * `d:<key>` data fields. `g` and `n` longer than {@link PART_BYTES} continue in `g1`, `g2`, …
+ * The id is the key's, never stored again.
+ */
+export function sessionFields(record: SessionRecord): string[] {
+  const fields = [
+    'u',
+    record.userId,
+    'c',
+    String(record.createdAt),
+    'l',
+    String(record.lastSeenAt),
+    'i',
+    String(record.idleExpiresAt),
+    'a',
+    String(record.absoluteExpiresAt),
+    't',
+    String(record.authenticatedAt),
+  ];
+  if (record.ip !== null) fields.push('p', record.ip);
+  if (record.userAgent !== null) pushParts(fields, 'g', record.userAgent);
+  pushParts(fields, 'n', JSON.stringify(record.user));
+  fields.push(...dataFields(record.data));
+  return fields;
+}
+
+/** `name`, `name1`, `name2`, … holding `text` in parts of at most PART_BYTES bytes (whole characters). */
+function pushParts(fields: string[], name: string, text: string): void {
+  if (Buffer.byteLength(text) <= PART_BYTES) {
+    fields.push(name, text);
+    return;
+  }
+  let part = '';
+  let bytes = 0;
+  let index = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char);
+    if (bytes + size > PART_BYTES) {
+      fields.push(index === 0 ? name : `${name}${index}`, part);
+      index++;
+      part = '';
+      bytes = 0;
+    }
+    part += char;
+    bytes += size;
+  }
+  fields.push(index === 0 ? name : `${name}${index}`, part);
+}
+
+/** The text written by pushParts, or undefined when `name` is absent. */
+function joinParts(fields: Fields, name: string): string | undefined {
+  let text = fields[name];
+  if (text === undefined) return undefined;
+  for (let index = 1; ; index++) {
+    const part = fields[`${name}${index}`];
+    if (part === undefined) return text;
+    text += part;
+  }
+}
+
 /** Prefix of the hash fields holding `data`, one per top-level key. */
 export const DATA_FIELD = 'd:';
 
 /**
- * The `record` field: the record with `data` left empty, and last, for two reasons: a process of
- * an earlier version reads `{}` rather than nothing, and SESSION_UPDATE_DATA tells such a record
- * from one written by an earlier version (data inside) by its ending.
+ * The `record` field of the layout before the compact one, with `data` left empty and last: used
+ * only to move the data of an even earlier record (data inside `record`) into fields of its own.
  */
 export function recordJson(record: Omit<SessionRecord, 'data'>): string {
   const { data: _data, ...rest } = record as SessionRecord;
@@ -75,10 +144,59 @@ function isSessionJson(record: unknown): record is SessionRecord {
 
 /**
  * A stored session, or null when absent or undecodable: a corrupt, partial or foreign hash is
- * "no session", never an error and never a partial record.
+ * "no session", never an error and never a partial record. A compact record does not hold its
+ * id (its key does): it comes back with `id` "" for the caller to fill in.
  */
 export function sessionFrom(reply: unknown): SessionRecord | null {
-  if (!isFields(reply) || typeof reply.record !== 'string') return null;
+  if (!isFields(reply)) return null;
+  if (reply.record === undefined) return compactSessionFrom(reply);
+  return earlierSessionFrom(reply);
+}
+
+/** An integer field as a number, or NaN when absent, empty or not a number. */
+const integer = (text: string | undefined): number => (text ? Number(text) : Number.NaN);
+
+function compactSessionFrom(fields: Fields): SessionRecord | null {
+  const userId = fields.u;
+  if (userId === undefined) return null;
+  const createdAt = integer(fields.c);
+  const lastSeenAt = integer(fields.l);
+  const idleExpiresAt = integer(fields.i);
+  const absoluteExpiresAt = integer(fields.a);
+  const authenticatedAt = integer(fields.t);
+  if (
+    !Number.isFinite(createdAt) ||
+    !Number.isFinite(lastSeenAt) ||
+    !Number.isFinite(idleExpiresAt) ||
+    !Number.isFinite(absoluteExpiresAt) ||
+    !Number.isFinite(authenticatedAt)
+  ) {
+    return null;
+  }
+  try {
+    const user: unknown = JSON.parse(joinParts(fields, 'n') ?? '');
+    if (!isObject(user)) return null;
+    return {
+      id: '',
+      userId,
+      createdAt,
+      lastSeenAt,
+      idleExpiresAt,
+      absoluteExpiresAt,
+      authenticatedAt,
+      ip: fields.p ?? null,
+      userAgent: joinParts(fields, 'g') ?? null,
+      user,
+      data: dataFrom(fields, {}),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** A record in the layout of earlier versions: one `record` JSON field beside the live times. */
+function earlierSessionFrom(reply: Fields): SessionRecord | null {
+  if (typeof reply.record !== 'string') return null;
   // Checked before Number(), which reads an absent or empty field as NaN or 0 (the epoch).
   if (!reply.lastSeenAt || !reply.idleExpiresAt) return null;
   const lastSeenAt = Number(reply.lastSeenAt);
@@ -87,27 +205,32 @@ export function sessionFrom(reply: unknown): SessionRecord | null {
   try {
     const record: unknown = JSON.parse(reply.record);
     if (!isSessionJson(record)) return null;
-    // Freshly parsed, so ours to fill; a record written by an earlier version has its data here.
-    const data: JsonObject = record.data ?? {};
-    for (const name in reply) {
-      if (!name.startsWith(DATA_FIELD)) continue;
-      const key = name.slice(DATA_FIELD.length);
-      const value = JSON.parse(reply[name] as string) as JsonValue;
-      if (key === '__proto__') {
-        Object.defineProperty(data, key, {
-          value,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      } else {
-        data[key] = value;
-      }
-    }
+    // Freshly parsed, so ours to fill; a record written before data had fields has its data here.
+    const data = dataFrom(reply, record.data ?? {});
     return { ...record, lastSeenAt, idleExpiresAt, data };
   } catch {
     return null;
   }
+}
+
+/** `data` with the `d:<key>` fields added (a value that is not JSON throws). */
+function dataFrom(fields: Fields, data: JsonObject): JsonObject {
+  for (const name in fields) {
+    if (!name.startsWith(DATA_FIELD)) continue;
+    const key = name.slice(DATA_FIELD.length);
+    const value = JSON.parse(fields[name] as string) as JsonValue;
+    if (key === '__proto__') {
+      Object.defineProperty(data, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else {
+      data[key] = value;
+    }
+  }
+  return data;
 }
 
 export function userFrom(fields: unknown): UserRecord | null {

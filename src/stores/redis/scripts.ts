@@ -55,15 +55,67 @@ local function extend(key, at)
 end
 `;
 
-// --- Sessions: one hash per session, `s:<id>`, in its own slot.
+// --- Sessions: one hash per session, `s:<id>`, in its own slot (compact fields, see records.ts;
+// a hash with a `record` field is in the layout of earlier versions, still read and updated).
+// --- The per-user index: `{u:<sha256(userId)>}:i`, id → idleExpiresAt, in the user's slot, and
+// beside it `:evicting`, ids a revoke-all (or an earlier version's eviction) has taken out of the
+// index but not deleted yet. `:live` and `:age` are the index of earlier versions, still honoured.
 
-/** Writes a whole record: ARGV[6..] are its \`d:<key>\` data fields, name then JSON value. */
-export const SESSION_WRITE = script(`
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'record', ARGV[1], 'userId', ARGV[2], 'lastSeenAt', ARGV[3], 'idleExpiresAt', ARGV[4])
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+/** Drops the user's entries dead at ARGV[2] (createdAt), then gives {0} at the cap ARGV[3] (empty: none). */
+const INDEX_PRUNE = `${EXTEND}
+local function prune(index, live, age, createdAt, max)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', createdAt)
+  for _, dead in ipairs(redis.call('ZRANGE', live, '-inf', createdAt, 'BYSCORE')) do
+    redis.call('ZREM', live, dead)
+    redis.call('ZREM', age, dead)
+  end
+  return max and redis.call('ZCARD', index) + redis.call('ZCARD', age) >= max
+end
+`;
+
+/** The whole record: DEL, HSET of its fields, PEXPIREAT. */
+const WRITE_RECORD = `
+local function write(key, expireAt, first)
+  redis.call('DEL', key)
+  redis.call('HSET', key, unpack(ARGV, first))
+  redis.call('PEXPIREAT', key, expireAt)
+end
+`;
+
+/**
+ * Creation on one Redis server: the record and its index entry in one script, so a revoke-all
+ * sees either both or neither. KEYS: the session, the user's index, live, age, evicting, then
+ * \`expiries\`.
+ * ARGV: id, createdAt, idleExpiresAt, cap (empty: none), expireAt, then the record's fields.
+ * Gives {1, ids in \`evicting\`} or {0, {}} at the cap (nothing written).
+ */
+export const SESSION_CREATE = script(`${INDEX_PRUNE}${WRITE_RECORD}
+local id, createdAt, idle, max, expireAt = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+if prune(KEYS[2], KEYS[3], KEYS[4], createdAt, max) then return {0, {}} end
+write(KEYS[1], expireAt, 6)
+redis.call('ZADD', KEYS[2], idle, id)
+extend(KEYS[2], expireAt)
+redis.call('ZADD', KEYS[6], idle, id)
+return {1, redis.call('SMEMBERS', KEYS[5])}`);
+
+/**
+ * Creation on Redis Cluster, step 1 of 3 (the record is in another slot): the index entry, under
+ * the cap. KEYS: the user's index, live, age, evicting; ARGV as SESSION_CREATE's first five.
+ */
+export const INDEX_ADD = script(`${INDEX_PRUNE}
+local id, createdAt, idle, max, expireAt = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+if prune(KEYS[1], KEYS[2], KEYS[3], createdAt, max) then return {0, {}} end
+redis.call('ZADD', KEYS[1], idle, id)
+extend(KEYS[1], expireAt)
+return {1, redis.call('SMEMBERS', KEYS[4])}`);
+
+/** Cluster creation, step 2: the record (its expiry entry is a ZADD beside). ARGV: expireAt, then its fields. */
+export const SESSION_WRITE = script(`${WRITE_RECORD}
+write(KEYS[1], ARGV[1], 2)
 return 1`);
+
+/** Cluster creation, step 3: 1 while the id is still indexed (no revoke-all took it meanwhile). */
+export const INDEX_HAS = script(`return redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0`, 'read');
 
 /**
  * SessionDataPatch.updateData on the record's own hash: HDELs and HSETs \`d:<key>\` fields, never
@@ -74,8 +126,9 @@ return 1`);
  */
 export const SESSION_UPDATE_DATA = script(`
 local record = redis.call('HGET', KEYS[1], 'record')
-if not record then return {0} end
-if string.sub(record, -10) ~= '"data":{}}' then return {2, record} end
+if record then
+  if string.sub(record, -10) ~= '"data":{}}' then return {2, record} end
+elseif redis.call('HEXISTS', KEYS[1], 'u') == 0 then return {0} end
 local removed, max = tonumber(ARGV[1]), tonumber(ARGV[2])
 local sizes = {}
 local fields = redis.call('HGETALL', KEYS[1])
@@ -108,58 +161,38 @@ redis.call('HSET', KEYS[1], 'record', ARGV[2])
 for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`);
 
+/** New live times, in the record's own layout's field names. */
 export const SESSION_TOUCH = script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'lastSeenAt', ARGV[1], 'idleExpiresAt', ARGV[2])
+if redis.call('HEXISTS', KEYS[1], 'u') == 1 then
+  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'i', ARGV[2])
+elseif redis.call('HEXISTS', KEYS[1], 'record') == 1 then
+  redis.call('HSET', KEYS[1], 'lastSeenAt', ARGV[1], 'idleExpiresAt', ARGV[2])
+else
+  return 0
+end
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1`);
 
 /** Gives the deleted record's user id, or nil when there was none. */
 export const SESSION_DELETE = script(
   `
-local userId = redis.call('HGET', KEYS[1], 'userId')
+local userId = redis.call('HGET', KEYS[1], 'u') or redis.call('HGET', KEYS[1], 'userId')
 if not userId then return nil end
 redis.call('DEL', KEYS[1])
 return userId`,
   'delete',
 );
 
-/** Sweep step for one record: 1 deleted (dead at ARGV[1]), 0 gone already, else its live deadline. */
-export const SESSION_DELETE_IF_DEAD = script(
-  `
-local idle = redis.call('HGET', KEYS[1], 'idleExpiresAt')
-if not idle then return {0} end
-if tonumber(idle) > tonumber(ARGV[1]) then return {2, idle} end
-local userId = redis.call('HGET', KEYS[1], 'userId')
-redis.call('DEL', KEYS[1])
-return {1, userId}`,
-  'delete',
-);
-
-// --- The per-user index, `{u:<sha256(userId)>}:live|age|evicting`, in the user's slot.
-
-/**
- * Forgets the user's sessions dead at the new one's creation (ARGV[2]); then, unless the user
- * already holds ARGV[4] sessions (empty: no cap), indexes the new one. Gives {1, ids in
- * \`evicting\`} or {0, {}}. Only earlier versions, which evicted in the store, filled \`evicting\`.
- */
-export const INDEX_ADD = script(`${EXTEND}
-local live, age, evicting = KEYS[1], KEYS[2], KEYS[3]
-local id, createdAt, idle, max, expireAt = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-for _, dead in ipairs(redis.call('ZRANGE', live, '-inf', createdAt, 'BYSCORE')) do
-  redis.call('ZREM', live, dead)
-  redis.call('ZREM', age, dead)
-end
-if max and redis.call('ZCARD', age) >= max then return {0, {}} end
-redis.call('ZADD', live, idle, id)
-redis.call('ZADD', age, createdAt, id)
-for _, key in ipairs(KEYS) do extend(key, expireAt) end
-return {1, redis.call('SMEMBERS', evicting)}`);
-
 /** Raises a listed session's deadline; a session no longer listed (deleted) stays out. */
 export const INDEX_TOUCH = script(`${EXTEND}
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+local listed = false
+for _, key in ipairs({KEYS[1], KEYS[2]}) do
+  if redis.call('ZSCORE', key, ARGV[1]) then
+    redis.call('ZADD', key, 'GT', ARGV[2], ARGV[1])
+    listed = true
+  end
+end
+if not listed then return 0 end
 for _, key in ipairs(KEYS) do extend(key, ARGV[3]) end
 return 1`);
 
@@ -168,17 +201,56 @@ export const INDEX_REMOVE = script(
 for i = 1, #ARGV do
   redis.call('ZREM', KEYS[1], ARGV[i])
   redis.call('ZREM', KEYS[2], ARGV[i])
-  redis.call('SREM', KEYS[3], ARGV[i])
+  redis.call('ZREM', KEYS[3], ARGV[i])
+  redis.call('SREM', KEYS[4], ARGV[i])
 end
 return #ARGV`,
   'delete',
 );
 
-/** Every id the index knows, listed ones (oldest first) then those still being evicted. */
+/** Every listed id (this version's index, then an earlier version's), and those in \`evicting\`. */
 export const INDEX_MEMBERS = script(
   `
-return {redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('SMEMBERS', KEYS[3])}`,
+return {redis.call('ZRANGE', KEYS[1], 0, -1), redis.call('ZRANGE', KEYS[3], 0, -1),
+  redis.call('SMEMBERS', KEYS[4])}`,
   'read',
+);
+
+/**
+ * Revoke-all, step 1: moves every listed id but ARGV[1] into \`evicting\` and gives all of
+ * \`evicting\` but ARGV[1]. A create whose entry was taken deletes its own record (INDEX_HAS), and
+ * ids taken stay visible to the next revoke-all until their records are deleted.
+ */
+export const INDEX_TAKE = script(
+  `
+local except = ARGV[1]
+for _, key in ipairs({KEYS[1], KEYS[3]}) do
+  for _, id in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    if id ~= except then
+      redis.call('SADD', KEYS[4], id)
+      redis.call('ZREM', key, id)
+      redis.call('ZREM', KEYS[2], id)
+    end
+  end
+end
+local taken = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  if id ~= except then taken[#taken + 1] = id end
+end
+return taken`,
+  'delete',
+);
+
+/** Sweep step for one record: 1 deleted (dead at ARGV[1]), 0 gone already, else its live deadline. */
+export const SESSION_DELETE_IF_DEAD = script(
+  `
+local idle = redis.call('HGET', KEYS[1], 'i') or redis.call('HGET', KEYS[1], 'idleExpiresAt')
+if not idle then return {0} end
+if tonumber(idle) > tonumber(ARGV[1]) then return {2, idle} end
+local userId = redis.call('HGET', KEYS[1], 'u') or redis.call('HGET', KEYS[1], 'userId')
+redis.call('DEL', KEYS[1])
+return {1, userId}`,
+  'delete',
 );
 
 // --- `expiries`: id → idleExpiresAt, for the sweep (Redis' own TTL does the real expiring).

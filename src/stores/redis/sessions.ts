@@ -9,13 +9,23 @@ import type {
 import type { SessionRecord, SessionStore } from '../../core/store.js';
 import type { ValidationCache } from './cache.js';
 import { type Keyspace, SWEEP_BATCH } from './connection.js';
-import { DATA_FIELD, dataFields, expireAtFor, recordJson, sessionFrom } from './records.js';
+import {
+  DATA_FIELD,
+  dataFields,
+  expireAtFor,
+  recordJson,
+  sessionFields,
+  sessionFrom,
+} from './records.js';
 import {
   INDEX_ADD,
+  INDEX_HAS,
   INDEX_MEMBERS,
   INDEX_REMOVE,
+  INDEX_TAKE,
   INDEX_TOUCH,
   SESSION_CONVERT,
+  SESSION_CREATE,
   SESSION_DELETE,
   SESSION_DELETE_IF_DEAD,
   SESSION_TOUCH,
@@ -29,20 +39,25 @@ import {
 
 /**
  * Sessions, their per-user index and the expiry index (the key layout is on `RedisStore`).
- * A session key and its user's index are in different slots, so no one script can write both:
- * the record is written BEFORE it is indexed and deleted BEFORE it leaves the index, so the index
- * never names a record that was never written and never forgets one that lives.
+ *
+ * Creation is atomic with the index: on one Redis server one script writes both. On Redis Cluster
+ * the record's slot is not the user's, so it is three steps (index entry, record, check the entry
+ * is still there), and revoke-all takes entries out of the index BEFORE deleting their records:
+ * a create whose entry a revoke-all took deletes its own record, so either way none survives.
  */
 export class RedisSessions
   implements Omit<SessionStore, 'close'>, SessionIndex, SessionDataPatch, ExpirySweep
 {
   private readonly prefix: string;
+  /** Redis Cluster: a session's key and its user's index are in different slots. */
+  private readonly cluster: boolean;
 
   constructor(
     private readonly redis: Keyspace,
     private readonly cache: ValidationCache | null,
   ) {
     this.prefix = redis.prefix;
+    this.cluster = 'masters' in redis.client;
   }
 
   async create(record: SessionRecord): Promise<void> {
@@ -64,12 +79,12 @@ export class RedisSessions
       await new Promise((resolve) => setImmediate(resolve));
       const key = this.sessionKey(id);
       const decoded = cache.decodedSession(key);
-      if (decoded !== undefined) return decoded;
+      if (decoded !== undefined) return withId(decoded, id);
       const record = sessionFrom(await redis.hGetAll(key));
       cache.decodeSession(key);
-      return record;
+      return withId(record, id);
     }
-    return sessionFrom(await redis.hGetAll(this.sessionKey(id)));
+    return withId(sessionFrom(await redis.hGetAll(this.sessionKey(id))), id);
   }
 
   async touch(id: string, lastSeenAt: number, idleExpiresAt: number): Promise<void> {
@@ -127,15 +142,17 @@ export class RedisSessions
   }
 
   async listByUser(userId: string, now: number): Promise<SessionRecord[]> {
-    const [listed] = (await this.redis.run(INDEX_MEMBERS, this.userKeys(userId), [])) as [
+    const [listed, earlier] = (await this.redis.run(INDEX_MEMBERS, this.userKeys(userId), [])) as [
+      string[],
       string[],
       string[],
     ];
+    const ids = [...listed, ...earlier];
     const redis = await this.redis.connected();
     const records = await Promise.all(
-      listed.map(async (id) => sessionFrom(await redis.hGetAll(this.sessionKey(id)))),
+      ids.map(async (id) => withId(sessionFrom(await redis.hGetAll(this.sessionKey(id))), id)),
     );
-    const gone = listed.filter((_, i) => records[i] === null);
+    const gone = ids.filter((_, i) => records[i] === null);
     // Ids whose record expired (Redis TTL) leave the index here.
     if (gone.length > 0) await this.redis.run(INDEX_REMOVE, this.userKeys(userId), gone);
     return records
@@ -144,15 +161,13 @@ export class RedisSessions
   }
 
   async deleteByUser(userId: string, exceptId?: string): Promise<number> {
-    const [listed, evicting] = (await this.redis.run(INDEX_MEMBERS, this.userKeys(userId), [])) as [
-      string[],
-      string[],
-    ];
-    const ids = [...new Set([...listed, ...evicting])].filter((id) => id !== exceptId);
+    const userKeys = this.userKeys(userId);
+    // Out of the index first (into `evicting`, which the next revoke-all still sees), then the
+    // records, then `evicting`: a create racing this either is taken here or checks and yields.
+    const ids = (await this.redis.run(INDEX_TAKE, userKeys, [exceptId ?? ''])) as string[];
     if (ids.length === 0) return 0;
-    // Records first: if this fails half-way, the index still names what is left to revoke.
     const deleted = await this.deleteRecords(ids);
-    await this.redis.run(INDEX_REMOVE, this.userKeys(userId), ids);
+    await this.redis.run(INDEX_REMOVE, userKeys, ids);
     return deleted;
   }
 
@@ -192,45 +207,50 @@ export class RedisSessions
   }
 
   /**
-   * Writes the record, then indexes it unless its user already holds `max` sessions (empty: no
-   * cap), which is decided atomically in the user's slot; a refused record is deleted again.
+   * Writes the record and indexes it unless its user already holds `max` sessions (empty: no
+   * cap), decided atomically in the user's slot; at the cap nothing is written.
    */
   private async insert(record: SessionRecord, max: string): Promise<boolean> {
-    const idle = String(record.idleExpiresAt);
     const expireAt = expireAtFor(record.idleExpiresAt);
-    // Nobody holds the token yet, so the record may exist a moment before it is indexed.
-    await Promise.all([
-      this.redis.run(
-        SESSION_WRITE,
-        [this.sessionKey(record.id)],
-        [
-          recordJson(record),
-          record.userId,
-          String(record.lastSeenAt),
-          idle,
-          expireAt,
-          ...dataFields(record.data),
-        ],
-      ),
-      this.redis.run(ZADD, [this.redis.key('expiries')], [idle, record.id]),
-    ]);
     const userKeys = this.userKeys(record.userId);
-    const reply = await this.redis.run(INDEX_ADD, userKeys, [
+    const sessionKey = this.sessionKey(record.id);
+    const indexArgs = [
       record.id,
       String(record.createdAt),
-      idle,
+      String(record.idleExpiresAt),
       max,
       expireAt,
-    ]);
-    const [indexed, unfinished] = reply as [number, string[]];
-    if (indexed === 0) {
-      await this.deleteRecords([record.id]);
-      return false;
+    ];
+    const fields = sessionFields(record);
+    let reply: unknown;
+    const expiries = this.redis.key('expiries');
+    if (this.cluster) {
+      reply = await this.redis.run(INDEX_ADD, userKeys, indexArgs);
+      if ((reply as [number])[0] === 1) {
+        await Promise.all([
+          this.redis.run(SESSION_WRITE, [sessionKey], [expireAt, ...fields]),
+          this.redis.run(ZADD, [expiries], [String(record.idleExpiresAt), record.id]),
+        ]);
+        const [index] = userKeys as [string];
+        if ((await this.redis.run(INDEX_HAS, [index], [record.id])) !== 1) {
+          // A revoke-all took the entry before the record was written: it must not survive.
+          await this.deleteRecords([record.id]);
+        }
+      }
+    } else {
+      reply = await this.redis.run(
+        SESSION_CREATE,
+        [sessionKey, ...userKeys, expiries],
+        [...indexArgs, ...fields],
+      );
     }
-    // Evictions an earlier version left half-done: their records go, then their index entries.
-    if (unfinished.length > 0) {
-      await this.deleteRecords(unfinished);
-      await this.redis.run(INDEX_REMOVE, userKeys, unfinished);
+    const [indexed, unfinished] = reply as [number, string[]];
+    if (indexed === 0) return false;
+    // Evictions an earlier version (or a revoke-all) left half-done: their records go, then their entries.
+    const others = unfinished.filter((id) => id !== record.id);
+    if (others.length > 0) {
+      await this.deleteRecords(others);
+      await this.redis.run(INDEX_REMOVE, userKeys, others);
     }
     return true;
   }
@@ -248,8 +268,16 @@ export class RedisSessions
     return `${this.prefix}s:${id}`;
   }
 
+  /** The user's index, an earlier version's (`live`, `age`), and `evicting`: all in one slot. */
   private userKeys(userId: string): string[] {
     const tag = `${this.prefix}{u:${createHash('sha256').update(userId).digest('base64url')}}`;
-    return [`${tag}:live`, `${tag}:age`, `${tag}:evicting`];
+    return [`${tag}:i`, `${tag}:live`, `${tag}:age`, `${tag}:evicting`];
   }
+}
+
+/** A decoded compact record gets its id from its key (earlier layouts stored the same id). */
+function withId(record: SessionRecord | null, id: string): SessionRecord | null {
+  // Freshly decoded or copied for this caller, so ours to complete (no second copy on the hot path).
+  if (record !== null) (record as { id: string }).id = id;
+  return record;
 }
