@@ -51,6 +51,12 @@ const SETTINGS = [
   },
   { key: 'cache', kind: flag, help: 'validation cache in front of Redis or PostgreSQL sessions' },
   {
+    key: 'cacheMaxStaleness',
+    kind: duration(20),
+    default: '1s',
+    help: 'with --cache: longest a cached session may outlive its revocation when the store stops answering without closing the connection',
+  },
+  {
     key: 'idleTimeout',
     kind: duration(),
     default: '30m',
@@ -148,6 +154,10 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
   {
     broken: (s) => s.metricsPort !== null && s.metricsPort !== 0 && s.metricsPort === s.port,
     message: '{metricsPort} must differ from {port} (use --metrics to serve both on one port)',
+  },
+  {
+    broken: (s) => s.cacheMaxStaleness === 0,
+    message: '{cacheMaxStaleness}: must be at least 20 ms',
   },
   {
     broken: (s) => s.cache && !takesCache(s.store),

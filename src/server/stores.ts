@@ -25,9 +25,13 @@ export interface StoreChoice {
   readonly users?: string | null;
   /** The validation cache (Redis and PostgreSQL only), for the sessions store. */
   readonly cache: boolean;
+  /** The cache's bound on serving a revoked session while the store is silent (ms). Default 1,000. */
+  readonly cacheMaxStaleness?: number;
 }
 
-type Opener = (url: string, cache: boolean) => Promise<OpenedStore>;
+/** `false`, or the validation cache's options. */
+type CacheChoice = false | { maxStaleness?: number };
+type Opener = (url: string, cache: CacheChoice) => Promise<OpenedStore>;
 
 export interface Scheme {
   readonly open: Opener;
@@ -227,7 +231,12 @@ export interface OpenedStores {
  */
 export async function openStores(choice: StoreChoice): Promise<OpenedStores> {
   const plan = planStores(choice);
-  const sessions = await openTarget(plan.sessions, choice.cache, '--store');
+  const cache: CacheChoice = choice.cache
+    ? choice.cacheMaxStaleness === undefined
+      ? {}
+      : { maxStaleness: choice.cacheMaxStaleness }
+    : false;
+  const sessions = await openTarget(plan.sessions, cache, '--store');
   let users: OpenedStore = sessions;
   if (!plan.shared) {
     try {
@@ -259,7 +268,11 @@ export async function openStores(choice: StoreChoice): Promise<OpenedStores> {
   };
 }
 
-async function openTarget(target: StoreTarget, cache: boolean, flag: string): Promise<OpenedStore> {
+async function openTarget(
+  target: StoreTarget,
+  cache: CacheChoice,
+  flag: string,
+): Promise<OpenedStore> {
   const url = target.url;
   if (url === null) {
     const { SqliteStore } = await import('../stores/sqlite/index.js');

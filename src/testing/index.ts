@@ -23,6 +23,11 @@ export { describeSessionIndex } from './session-index.js';
 export { describeSessionStore } from './sessions.js';
 export { describeThrottleStore } from './throttle.js';
 export { describeUserStore, user } from './users.js';
+export {
+  describeValidationCache,
+  type ValidationCacheHarness,
+  type ValidationCacheView,
+} from './validation-cache.js';
 
 /** Every suite, for a store that keeps all latchkey's server needs (as the shipped ones do). */
 export function describeLatchkeyStore<S extends LatchkeyStore>(

@@ -12,6 +12,7 @@ import {
   type StoreChoice,
 } from '../../src/server/stores.js';
 import { sweepOnce } from '../../src/server/sweep.js';
+import type { RedisStore } from '../../src/stores/redis/index.js';
 import { REDIS_URL, redisUnavailable } from '../helpers/redis-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-plan-'));
@@ -77,6 +78,36 @@ describe('where sessions and users live', () => {
     expect(readServeSettings([], { LATCHKEY_USERS: 'memory' })?.users).toBe('memory');
     expect(() => readServeSettings(['--users', 'mysql://x'], {})).toThrow(/--users: "mysql/);
     expect(() => readServeSettings(['--store', 'memory', '--cache'], {})).toThrow(/cache/);
+  });
+
+  it('reads the cache bound from --cache-max-staleness or LATCHKEY_CACHE_MAX_STALENESS (default 1 s)', () => {
+    const store = ['--store', 'redis://h', '--cache'];
+    expect(readServeSettings(store, {})?.cacheMaxStaleness).toBe(1000);
+    expect(
+      readServeSettings([...store, '--cache-max-staleness', '250ms'], {})?.cacheMaxStaleness,
+    ).toBe(250);
+    expect(
+      readServeSettings(store, { LATCHKEY_CACHE_MAX_STALENESS: '2s' })?.cacheMaxStaleness,
+    ).toBe(2000);
+    expect(() => readServeSettings([...store, '--cache-max-staleness', '0'], {})).toThrow(
+      /--cache-max-staleness.*must be at least 20 ms/,
+    );
+    expect(() => readServeSettings([...store, '--cache-max-staleness', '5ms'], {})).toThrow(
+      /--cache-max-staleness/,
+    );
+  });
+});
+
+describe('the cache bound reaches the store', () => {
+  it('opens the Redis cache with --cache-max-staleness', async (context) => {
+    const reason = await redisUnavailable();
+    if (reason) {
+      if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(reason);
+      context.skip();
+    }
+    const stores = await openStores({ ...choice(REDIS_URL), cache: true, cacheMaxStaleness: 300 });
+    expect((stores.sessions as unknown as RedisStore).cache?.maxStaleness).toBe(300);
+    await stores.close();
   });
 });
 

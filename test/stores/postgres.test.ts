@@ -252,62 +252,6 @@ describe('PostgreSQL store', () => {
 });
 
 describe('PostgreSQL validation cache', () => {
-  // A write resolves only once every listening cache has acknowledged its NOTIFY, so the other
-  // process's very next read must already miss: no waiting anywhere below.
-  it('a logout on one process is seen by another at its very next validation (100 times)', async () => {
-    const [a, b] = await Promise.all([openStore({ cache: true }), openStore({ cache: true })]);
-    const onA = new Latchkey({ store: a.store });
-    const onB = new Latchkey({ store: b.store });
-    for (let i = 0; i < 100; i++) {
-      const { token } = await onA.create(`user-${i % 7}`);
-      expect((await onA.validate(token)).session).not.toBeNull();
-      expect((await onA.validate(token)).session).not.toBeNull();
-      expect((await onB.validate(token)).session).not.toBeNull();
-      expect((await onB.validate(token)).session).not.toBeNull();
-      await onB.logout(token);
-      // The writer's own cache is never stale.
-      expect((await onB.validate(token)).reason).toBe('not_found');
-      expect((await onA.validate(token)).reason).toBe('not_found');
-    }
-    expect(a.store.cache?.stats().hitCount).toBeGreaterThanOrEqual(100);
-    expect(b.store.cache?.stats().hitCount).toBeGreaterThanOrEqual(100);
-  });
-
-  it('a touch and a revoke-all on one process reach the other’s cache at once (100 times)', async () => {
-    const [a, b] = await Promise.all([openStore({ cache: true }), openStore({ cache: true })]);
-    const clock = new FakeClock(Date.now());
-    const onA = new Latchkey({ store: a.store, clock: clock.now });
-    const onB = new Latchkey({ store: b.store, clock: clock.now });
-    for (let i = 0; i < 100; i++) {
-      const { token, session } = await onA.create('ada');
-      await onA.validate(token);
-      await onA.validate(token);
-      clock.advance(2 * MINUTE);
-      const refreshed = await onB.validate(token);
-      expect(refreshed.session?.lastSeenAt).toBe(clock.time);
-      // A stale copy on A would still say the old lastSeenAt (and make A write again).
-      a.reset();
-      expect((await onA.validate(token)).session?.lastSeenAt).toBe(clock.time);
-      expect((await onA.validate(token)).session?.lastSeenAt).toBe(clock.time);
-      expect(a.count()).toBe(1);
-      await onB.revokeAllForUser('ada');
-      expect((await onA.validate(token)).reason).toBe('not_found');
-      expect(await a.store.get(session.id)).toBeNull();
-    }
-  });
-
-  it('reads racing a delete never leave the deleted record in the cache (100 times)', async () => {
-    const [a, b] = await Promise.all([openStore({ cache: true }), openStore({ cache: true })]);
-    for (let i = 0; i < 100; i++) {
-      const created = record();
-      await a.store.create(created);
-      // Misses in flight on A while B deletes: an answer read before the delete must not stick.
-      const reads = Array.from({ length: 8 }, () => a.store.get(created.id));
-      await Promise.all([...reads, b.store.delete(created.id)]);
-      expect(await a.store.get(created.id)).toBeNull();
-    }
-  });
-
   it('a sweep on one process drops the swept sessions from the other’s cache', async () => {
     const [a, b] = await Promise.all([openStore({ cache: true }), openStore({ cache: true })]);
     const deadline = Date.now() + 10 * MINUTE;
@@ -323,16 +267,6 @@ describe('PostgreSQL validation cache', () => {
     b.reset();
     expect((await b.store.get(kept.id))?.id).toBe(kept.id);
     expect(b.count()).toBe(0);
-  });
-
-  it('keeps at most maxEntries records', async () => {
-    const { store } = await openStore({ cache: { maxEntries: 100 } });
-    const auth = new Latchkey({ store });
-    for (let i = 0; i < 150; i++) {
-      const { token } = await auth.create('many');
-      await auth.validate(token);
-    }
-    expect(store.cache?.size()).toBe(100);
   });
 
   it('switches off when its LISTEN connection is killed, and back on once it listens again', async () => {

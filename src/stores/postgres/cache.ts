@@ -15,32 +15,75 @@ export interface Ticket {
   dirty: boolean;
 }
 
+/** The validation cache's options (the store's `cache` option). */
+export interface SessionCacheOptions {
+  /** Most entries kept (LRU). Default 10,000. */
+  maxEntries?: number;
+  /**
+   * Longest time (ms) a cached session may outlive its revocation when notifications stop
+   * arriving without the LISTEN connection closing (a frozen network, a hung server). Default 1,000.
+   */
+  maxStaleness?: number;
+}
+
 /**
  * The validation cache: a bounded LRU of session rows, consulted only while the LISTEN connection
- * is up. When that connection drops, invalidations sent meanwhile are lost, so the cache empties
- * and stays off (every read goes to PostgreSQL) until LISTEN is in place again. It keeps only rows
+ * is up and a heartbeat through it (see notify.ts) was answered within `maxStaleness`. When that
+ * connection drops or goes quiet, invalidations sent meanwhile may be lost, so the cache empties
+ * and stays off (every read goes to PostgreSQL) until it is proven again. It keeps only rows
  * that decoded: an undecodable one is never served from here.
  */
 export class SessionCache {
   readonly maxEntries: number;
+  /** How old (ms) the last proof that notifications reach us may be while entries are served. */
+  readonly maxStaleness: number;
   private readonly entries = new Map<string, SessionRow>();
   private readonly inflight = new Set<Ticket>();
-  private isActive = false;
+  /** LISTEN is in place (every later notification is on its way to us). */
+  private listening = false;
+  /** Entries are served: listening, and proven within `maxStaleness`. */
+  private serving = false;
+  /** `performance.now()` when the latest heartbeat that came back was sent. */
+  private provenAt = Number.NEGATIVE_INFINITY;
   private epoch = 0;
   private hits = 0;
   private misses = 0;
 
-  constructor(options: { maxEntries?: number } = {}) {
+  constructor(options: SessionCacheOptions = {}) {
     const maxEntries = options.maxEntries ?? 10_000;
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
       throw new ConfigError('cache.maxEntries: must be a whole number >= 1');
     }
+    const maxStaleness = options.maxStaleness ?? 1000;
+    if (!Number.isInteger(maxStaleness) || maxStaleness < 20) {
+      throw new ConfigError('cache.maxStaleness: must be a whole number of milliseconds >= 20');
+    }
     this.maxEntries = maxEntries;
+    this.maxStaleness = maxStaleness;
   }
 
-  /** False while the LISTEN connection is down (every read then goes to PostgreSQL). */
+  /**
+   * False while the LISTEN connection is down or unproven for longer than `maxStaleness` (every
+   * read then goes to PostgreSQL). Lapsing empties the cache.
+   */
   get active(): boolean {
-    return this.isActive;
+    if (this.serving && performance.now() - this.provenAt > this.maxStaleness) {
+      this.serving = false;
+      this.empty();
+    }
+    return this.serving;
+  }
+
+  /**
+   * A heartbeat sent at `sentAt` came back through LISTEN: every notification committed before
+   * then has been applied. Serving starts (again) from empty if it had stopped.
+   */
+  proven(sentAt: number): void {
+    this.provenAt = Math.max(this.provenAt, sentAt);
+    if (this.serving || !this.listening) return;
+    if (performance.now() - this.provenAt > this.maxStaleness) return;
+    this.empty();
+    this.serving = true;
   }
 
   size(): number {
@@ -53,7 +96,7 @@ export class SessionCache {
 
   /** A live entry (by this process's clock), freshly decoded so callers may not alter the cache. */
   lookup(id: string): SessionRecord | null {
-    const row = this.isActive ? this.entries.get(id) : undefined;
+    const row = this.active ? this.entries.get(id) : undefined;
     if (!row || (row[SESSION_IDLE_EXPIRES_AT] as number) <= Date.now()) {
       if (row) this.entries.delete(id);
       this.misses++;
@@ -77,7 +120,7 @@ export class SessionCache {
    */
   finish(ticket: Ticket, row: SessionRow | undefined): void {
     this.inflight.delete(ticket);
-    if (!row || ticket.dirty || ticket.epoch !== this.epoch || !this.isActive) return;
+    if (!row || ticket.dirty || ticket.epoch !== this.epoch || !this.active) return;
     const id = row[SESSION_ID] as string;
     this.entries.delete(id);
     this.entries.set(id, row);
@@ -105,12 +148,20 @@ export class SessionCache {
     this.dirtyAll();
   }
 
-  /** Empties the cache and switches it on (LISTEN in place) or off (connection lost). */
-  reset(active: boolean): void {
+  /**
+   * Empties the cache; `listening`: LISTEN is in place (the cache serves from the next proof on)
+   * or its connection is lost (the cache is off).
+   */
+  reset(listening: boolean): void {
+    this.empty();
+    this.listening = listening;
+    this.serving = false;
+  }
+
+  private empty(): void {
     this.entries.clear();
     this.dirtyAll();
     this.epoch++;
-    this.isActive = active;
   }
 
   private dirtyAll(): void {

@@ -11,7 +11,7 @@ import type {
 } from '../../core/capabilities.js';
 import { ConfigError } from '../../core/errors.js';
 import type { RememberRecord, SessionRecord, UserRecord } from '../../core/store.js';
-import { SessionCache } from './cache.js';
+import { SessionCache, type SessionCacheOptions } from './cache.js';
 import { PostgresDatabase } from './database.js';
 import { checkSchema, DEFAULT_SCHEMA } from './migrations.js';
 import { Invalidations } from './notify.js';
@@ -22,7 +22,7 @@ import { PostgresThrottle } from './throttle.js';
 import { PostgresUsers } from './users.js';
 
 export type { MigrationReport } from '../../core/capabilities.js';
-export { SessionCache } from './cache.js';
+export { SessionCache, type SessionCacheOptions } from './cache.js';
 export { migrate } from './migrations.js';
 
 /**
@@ -44,9 +44,11 @@ export interface PostgresStoreOptions {
   /**
    * Validation cache: a bounded in-process LRU of sessions, invalidated by `LISTEN/NOTIFY`, so a
    * repeated validation sends no query and any process's write or delete drops every copy (one
-   * extra connection per store, for LISTEN). `true` keeps at most 10,000 entries. Default: off.
+   * extra connection per store, for LISTEN). `true` keeps at most 10,000 entries and serves
+   * them only while a heartbeat through LISTEN came back within the last 1,000 ms
+   * (`maxStaleness`). Default: off.
    */
-  cache?: boolean | { maxEntries?: number };
+  cache?: boolean | SessionCacheOptions;
   /** URL form: how long a call waits for a connection before failing. Default 2,000 ms. */
   connectTimeout?: number;
 }
@@ -260,7 +262,7 @@ function checkOptions(options: unknown): void {
   }
   const { cache } = options as PostgresStoreOptions;
   if (cache !== undefined && typeof cache !== 'boolean' && (typeof cache !== 'object' || !cache)) {
-    throw new ConfigError('cache: must be true, false or { maxEntries }');
+    throw new ConfigError('cache: must be true, false or { maxEntries, maxStaleness }');
   }
 }
 

@@ -7,11 +7,12 @@ import type { SessionCache } from './cache.js';
 // `<nonce> d <id>` (one session), `<nonce> u <userId>` (all of a user's) or `<nonce> x <now>`
 // (those dead at now). A cache drops its copies as it hears one, then acknowledges on the
 // writer's own channel `latchkey.ack.<instance>`; the writer resolves once all have answered.
+// A cache serves only while its own heartbeat, a NOTIFY on its acknowledgement channel, has come
+// back through LISTEN within `maxStaleness`: notifications arrive in commit order, so one that
+// comes back proves every earlier one arrived.
 
-/** Longest a write waits for the caches' acknowledgements before it resolves anyway. */
-const ACK_TIMEOUT_MS = 1000;
-/** A LISTEN connection that died silently (no RST) is noticed within about twice this. */
-const LISTENER_HEARTBEAT_MS = 2000;
+/** A LISTEN connection whose query gets no answer within this is replaced. */
+const LISTENER_QUERY_TIMEOUT_MS = 2000;
 
 /**
  * The number of caches listening on the schema's channel, as a column named `listeners`. NOTIFY
@@ -53,6 +54,8 @@ export class Invalidations {
   private listenerRetries = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The heartbeat on its way through LISTEN: its payload and when it was sent. */
+  private beat: { payload: string; sentAt: number } | null = null;
   private closed = false;
 
   constructor(
@@ -70,15 +73,18 @@ export class Invalidations {
    * Runs a write that sends NOTIFY tagged with a fresh nonce and resolves only once every cache
    * listening when it committed has dropped its copies and said so: our own LISTEN connection
    * hears the NOTIFY, every other one answers on our acknowledgement channel. `listeners(result)`
-   * is how many were listening (0: nothing was sent). So a request that follows the write, in
-   * any process, never finds the old record in a cache. A writer without an active cache does
-   * not wait: its nonce "-" asks for no acknowledgements.
+   * is how many were listening (0: nothing was sent). A cache that does not answer within
+   * `maxStaleness` (a hung process, a frozen connection) has stopped serving by then, for its
+   * last proof is older than that (when every process uses the same `maxStaleness`). So a request
+   * that follows the write, in any process, never finds the old record in a cache. A writer
+   * without an active cache does not wait: its nonce "-" asks for no acknowledgements.
    */
   async acknowledged<T>(
     write: (nonce: string) => Promise<T>,
     listeners: (result: T) => number,
   ): Promise<T> {
-    if (!this.cache?.active) return write('-');
+    const cache = this.cache;
+    if (!cache?.active) return write('-');
     this.sequence = (this.sequence + 1) % Number.MAX_SAFE_INTEGER;
     const nonce = `${this.instance}.${this.sequence}`;
     let timer: NodeJS.Timeout | undefined;
@@ -96,8 +102,8 @@ export class Invalidations {
       const result = await write(nonce);
       waiter.expected = listeners(result);
       if (waiter.heard < waiter.expected) {
-        // A cache that never answers (a hung process) delays this write, never blocks it.
-        timer = setTimeout(waiter.done, ACK_TIMEOUT_MS);
+        // A cache that never answers delays this write until it has stopped serving, no longer.
+        timer = setTimeout(waiter.done, cache.maxStaleness);
         await all;
       }
       return result;
@@ -138,7 +144,7 @@ export class Invalidations {
       ...this.pool.options,
       password: this.pool.options.password,
       keepAlive: true,
-      query_timeout: LISTENER_HEARTBEAT_MS,
+      query_timeout: LISTENER_QUERY_TIMEOUT_MS,
     });
     this.listener = client;
     let down = false;
@@ -146,6 +152,7 @@ export class Invalidations {
       if (down) return;
       down = true;
       clearInterval(this.heartbeat);
+      this.beat = null;
       cache.reset(false);
       this.releaseWaiters();
       if (this.listener === client) this.listener = null;
@@ -173,10 +180,16 @@ export class Invalidations {
         this.listenerRetries = 0;
         // Only now is every later invalidation sure to reach us: start from empty.
         cache.reset(true);
-        this.heartbeat = setInterval(() => {
-          // A silently dead connection (no RST) would otherwise leave the cache on forever.
-          client.query('SELECT 1').catch(lost);
-        }, LISTENER_HEARTBEAT_MS);
+        let beats = 0;
+        const beat = (): void => {
+          // One at a time: an unanswered one means the cache lapses, then the query times out.
+          if (this.beat) return;
+          const payload = `alive.${++beats}`;
+          this.beat = { payload, sentAt: performance.now() };
+          client.query('SELECT pg_notify($1, $2)', [this.ackChannel, payload]).catch(lost);
+        };
+        beat();
+        this.heartbeat = setInterval(beat, Math.max(5, Math.floor(cache.maxStaleness / 4)));
         this.heartbeat.unref();
       })
       .catch(lost);
@@ -185,7 +198,13 @@ export class Invalidations {
   private onNotification(client: pg.Client, cache: SessionCache, message: Notification): void {
     const payload = message.payload ?? '';
     if (message.channel === this.ackChannel) {
-      this.heard(payload);
+      const beat = this.beat;
+      if (beat?.payload === payload) {
+        this.beat = null;
+        cache.proven(beat.sentAt);
+      } else {
+        this.heard(payload);
+      }
       return;
     }
     const [nonce, kind] = payload.split(' ', 2);

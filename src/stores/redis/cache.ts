@@ -34,22 +34,94 @@ const hGetAllCacheKey = (key: string): string => `7_${key.length}_HGETALL_${key}
  * (invalidation, eviction, replacement, clear, enable/disable): never more than `maxEntries`.
  */
 export class ValidationCache extends BasicPooledClientSideCache {
-  constructor(options: { maxEntries?: number } = {}) {
+  /** How old (ms) the last proof that invalidations reach us may be while entries are served. */
+  readonly maxStaleness: number;
+
+  constructor(options: ValidationCacheOptions = {}) {
     const maxEntries = options.maxEntries ?? 10_000;
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
       throw new ConfigError('cache.maxEntries: must be a whole number >= 1');
     }
+    const maxStaleness = options.maxStaleness ?? 1000;
+    if (!Number.isInteger(maxStaleness) || maxStaleness < 20) {
+      throw new ConfigError('cache.maxStaleness: must be a whole number of milliseconds >= 20');
+    }
     super({ maxEntries, evictPolicy: 'LRU', recordStats: true });
+    this.maxStaleness = maxStaleness;
   }
 
-  /** False while a connection is down (every read then goes to Redis). */
+  /**
+   * False while a connection is down, or while no heartbeat sent within the last `maxStaleness`
+   * ms has been answered (every read then goes to Redis). Lapsing empties the cache.
+   */
   get active(): boolean {
-    return this.isActive;
+    if (this.serving && performance.now() - this.provenAt > this.maxStaleness) {
+      this.serving = false;
+      this.decodedSessions.clear();
+      super.clear(false);
+      super.disable();
+    }
+    return this.serving;
   }
 
-  private isActive = true;
+  /** Up as far as node-redis told us (`onError`/`onClose` make it false, `enable` true). */
+  private connected = true;
+  /** Whether entries are served: connected, and proven alive within `maxStaleness`. */
+  private serving = false;
+  /** `performance.now()` when the latest answered heartbeat was sent. */
+  private provenAt = Number.NEGATIVE_INFINITY;
+  /** Sends one heartbeat now (a connection is ready again), while the heartbeat runs. */
+  private beat: (() => void) | null = null;
   /** Session key (`HGETALL` key) → the session decoded from node-redis' entry for it. */
   private readonly decodedSessions = new Map<string, DecodedSession>();
+
+  /**
+   * Proves the invalidation channel alive every `maxStaleness / 4` ms with `ping` (a PING on
+   * every connection that tracks keys for this cache). Replies and invalidation pushes share one
+   * ordered stream, so a reply means every invalidation Redis sent before it got the PING has
+   * been applied: entries are then current as of the moment the PING was sent. Gives a stop
+   * function.
+   */
+  heartbeat(ping: () => Promise<unknown>): () => void {
+    let pending = false;
+    const beat = (): void => {
+      if (pending) return;
+      pending = true;
+      const sentAt = performance.now();
+      ping()
+        .then(() => {
+          this.provenAt = Math.max(this.provenAt, sentAt);
+          this.resume();
+        })
+        .catch(() => {})
+        .finally(() => {
+          pending = false;
+        });
+    };
+    this.beat = beat;
+    beat();
+    const timer = setInterval(beat, Math.max(5, Math.floor(this.maxStaleness / 4)));
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      this.beat = null;
+    };
+  }
+
+  /** Serves again once connected and proven: empty, for reads meanwhile may have missed theirs. */
+  private resume(): void {
+    if (this.serving || !this.connected) return;
+    if (performance.now() - this.provenAt > this.maxStaleness) return;
+    this.decodedSessions.clear();
+    super.clear(false);
+    super.enable();
+    this.serving = true;
+  }
+
+  override get(cacheKey: string): ReturnType<BasicPooledClientSideCache['get']> {
+    // node-redis asks here before it sends a cacheable command: a lapsed cache answers nothing.
+    return this.active ? super.get(cacheKey) : undefined;
+  }
 
   /**
    * The session stored at `key` if node-redis holds a current entry for `HGETALL key` that was
@@ -75,7 +147,7 @@ export class ValidationCache extends BasicPooledClientSideCache {
 
   /** After an `HGETALL key` through this cache: decodes what node-redis kept for it, if anything. */
   decodeSession(key: string): void {
-    if (!this.isActive) return;
+    if (!this.active) return;
     const entry = this.get(hGetAllCacheKey(key));
     // A promise entry (a read still under way) or none (invalidated meanwhile): nothing to mirror.
     if (entry === undefined || !('value' in entry)) return;
@@ -128,15 +200,17 @@ export class ValidationCache extends BasicPooledClientSideCache {
   }
 
   override disable(): void {
-    this.isActive = false;
+    this.connected = false;
+    this.serving = false;
     this.decodedSessions.clear();
     super.disable();
   }
 
+  /** A connection is ready again: entries are served again once a heartbeat proves it. */
   override enable(): void {
-    this.isActive = true;
-    this.decodedSessions.clear();
-    super.enable();
+    this.connected = true;
+    this.resume();
+    this.beat?.();
   }
 
   override onError(): void {
@@ -150,11 +224,22 @@ export class ValidationCache extends BasicPooledClientSideCache {
   }
 }
 
+/** The validation cache's options (the store's `cache` option, or {@link createValidationCache}). */
+export interface ValidationCacheOptions {
+  /** Most entries kept (LRU). Default 10,000. */
+  maxEntries?: number;
+  /**
+   * Longest time (ms) a cached session may outlive its revocation when invalidations stop
+   * arriving without the connection closing (a frozen network, a hung Redis). Default 1,000.
+   */
+  maxStaleness?: number;
+}
+
 /**
  * Build the cache for a client (or cluster) your app creates itself:
  * `createClient({ RESP: 3, clientSideCache: createValidationCache(), disableOfflineQueue: true })`.
- * The store re-enables it when a connection is ready again.
+ * The store re-enables it when a connection is ready again and runs its heartbeat.
  */
-export function createValidationCache(options: { maxEntries?: number } = {}): ValidationCache {
+export function createValidationCache(options: ValidationCacheOptions = {}): ValidationCache {
   return new ValidationCache(options);
 }

@@ -8,14 +8,14 @@ import type {
 } from '../../core/capabilities.js';
 import { ConfigError } from '../../core/errors.js';
 import type { RememberRecord, SessionRecord, UserRecord } from '../../core/store.js';
-import { ValidationCache } from './cache.js';
-import { Keyspace, type RedisConnection } from './connection.js';
+import { ValidationCache, type ValidationCacheOptions } from './cache.js';
+import { Keyspace, pingEveryNode, type RedisConnection } from './connection.js';
 import { RedisRemember } from './remember.js';
 import { RedisSessions } from './sessions.js';
 import { RedisThrottle } from './throttle.js';
 import { RedisUsers } from './users.js';
 
-export { createValidationCache, ValidationCache } from './cache.js';
+export { createValidationCache, ValidationCache, type ValidationCacheOptions } from './cache.js';
 export type { RedisConnection } from './connection.js';
 
 export interface RedisStoreOptions {
@@ -24,9 +24,10 @@ export interface RedisStoreOptions {
   /**
    * Validation cache (URL form only): RESP3 server-assisted client-side caching, so a repeated
    * validation sends no command and any process's write or delete invalidates every copy.
-   * `true` keeps at most 10,000 entries. Default: off.
+   * `true` keeps at most 10,000 entries and serves them only while a heartbeat answered within
+   * the last 1,000 ms (`maxStaleness`). Default: off.
    */
-  cache?: boolean | { maxEntries?: number };
+  cache?: boolean | ValidationCacheOptions;
   /** URL form: how long a call waits for the very first connection. Default 2,000 ms. */
   connectTimeout?: number;
 }
@@ -65,6 +66,8 @@ export class RedisStore implements LatchkeyStore {
   private readonly remember: RedisRemember;
   /** Listeners this store put on the connection, taken off again in `close()`. */
   private readonly listeners: [string, () => void][] = [];
+  /** Stops the validation cache's heartbeat. */
+  private readonly stopHeartbeat: () => void = () => {};
 
   /**
    * `connection` is a node-redis client or cluster your app created and connected (the store
@@ -93,7 +96,13 @@ export class RedisStore implements LatchkeyStore {
       const own = (connection as { clientSideCache?: unknown }).clientSideCache;
       this.cache = own instanceof ValidationCache ? own : null;
     }
-    this.redis = new Keyspace(this.client, prefix, firstConnection, connectTimeout);
+    this.redis = new Keyspace(
+      this.client,
+      prefix,
+      firstConnection,
+      connectTimeout,
+      this.cache !== null,
+    );
     this.sessions = new RedisSessions(this.redis, this.cache);
     this.users = new RedisUsers(this.redis);
     this.throttle = new RedisThrottle(this.redis);
@@ -107,6 +116,7 @@ export class RedisStore implements LatchkeyStore {
         this.client.on(event, enable);
         this.listeners.push([event, enable]);
       }
+      this.stopHeartbeat = validationCache.heartbeat(pingEveryNode(this.client));
     }
   }
 
@@ -124,6 +134,7 @@ export class RedisStore implements LatchkeyStore {
 
   async close(): Promise<void> {
     // A client the app passed in outlives the store: leave nothing of the store on it.
+    this.stopHeartbeat();
     for (const [event, listener] of this.listeners.splice(0)) this.client.off?.(event, listener);
     if (!this.ownsClient) return;
     if (this.client.isReady) await this.client.close();
@@ -219,7 +230,7 @@ export class RedisStore implements LatchkeyStore {
 function settingsOf(
   connection: unknown,
   options: unknown,
-): { prefix: string; cache: { maxEntries?: number } | null; connectTimeout: number } {
+): { prefix: string; cache: ValidationCacheOptions | null; connectTimeout: number } {
   if (typeof connection !== 'string' && !isConnection(connection)) {
     throw new ConfigError('connection: must be a redis:// URL or a node-redis client or cluster');
   }
@@ -233,7 +244,7 @@ function settingsOf(
   } = options as RedisStoreOptions;
   if (typeof prefix !== 'string') throw new ConfigError('prefix: must be a string');
   if (typeof cache !== 'boolean' && (typeof cache !== 'object' || cache === null)) {
-    throw new ConfigError('cache: must be true, false or { maxEntries }');
+    throw new ConfigError('cache: must be true, false or { maxEntries, maxStaleness }');
   }
   if (typeof connectTimeout !== 'number' || !(connectTimeout > 0) || connectTimeout === Infinity) {
     throw new ConfigError('connectTimeout: must be a number of milliseconds > 0');
