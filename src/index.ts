@@ -17,7 +17,7 @@ export {
   type ThrottleStore,
   type UserStore,
 } from './core/capabilities.js';
-export { type CookieRead, HostCookie } from './core/cookies.js';
+export { type CookieRead, HOST_PREFIX, HostCookie } from './core/cookies.js';
 export {
   ARGON2_PARAMS,
   CredentialError,

@@ -163,7 +163,8 @@ export const cookieName: Kind<string | null> = {
     const checked = nameText.parse(value);
     if (!checked.ok || checked.value === null) return checked;
     try {
-      new HostCookie(checked.value);
+      // The prefix is a rule across settings (--insecure-cookie-name); here only the syntax.
+      new HostCookie(checked.value, { allowUnprefixed: true });
     } catch (error) {
       return bad((error as Error).message);
     }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { ConfigError } from '../index.js';
+import { ConfigError, HOST_PREFIX } from '../index.js';
 import { isLoopback } from './request.js';
 import {
   addresses,
@@ -75,6 +75,11 @@ const SETTINGS = [
     kind: cookieName,
     default: '__Host-session',
     help: 'session cookie name',
+  },
+  {
+    key: 'insecureCookieName',
+    kind: flag,
+    help: 'allow a --cookie-name without the __Host- prefix, which a sibling subdomain can set or shadow (warned at start)',
   },
   {
     key: 'trustProxy',
@@ -154,6 +159,10 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
     message: '{cache}: needs --store redis://… or postgres://…',
   },
   { broken: (s) => refusedForUsers(s.users), message: `{users} ${NOT_DURABLE}` },
+  {
+    broken: (s) => !s.cookieName.startsWith(HOST_PREFIX) && !s.insecureCookieName,
+    message: `{cookieName}: without the ${HOST_PREFIX} prefix a sibling subdomain can set or shadow the session cookie; use a ${HOST_PREFIX} name, or pass --insecure-cookie-name`,
+  },
 ];
 
 /** `idleTimeout` → `--idle-timeout`. */
