@@ -27,6 +27,7 @@ export {
   PASSWORD_MIN_LENGTH,
   USERNAME_MAX_LENGTH,
   usernameKey,
+  usernameProblem,
 } from './core/credentials.js';
 export { CsrfTokens, isSameOrigin, type OriginHeaders } from './core/csrf.js';
 export { mergeData } from './core/data.js';

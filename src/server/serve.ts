@@ -85,12 +85,13 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       logger,
       trustedProxies: config.trustProxy,
       metrics: config.metrics ? metrics : null,
+      metricsToken: config.metricsToken,
     });
     server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
     await listen(server, config.port, config.host);
     listening = server;
     if (metrics && config.metricsPort !== null) {
-      metricsServer = createHttpServer(metricsOnly(metrics));
+      metricsServer = createHttpServer(metricsOnly(metrics, config.metricsToken));
       await listen(metricsServer, config.metricsPort, config.host);
     }
     if (config.sweepInterval > 0) {

@@ -173,6 +173,22 @@ export const cookieName: Kind<string | null> = {
   show: (value) => value,
 };
 
+const tokenText = text('TOKEN');
+
+/** A bearer token: printable ASCII, at least 16 characters; `config check` shows it masked. */
+export const bearerToken: Kind<string | null> = {
+  arg: 'TOKEN',
+  parse(value) {
+    const checked = tokenText.parse(value);
+    if (!checked.ok || checked.value === null) return checked;
+    if (!/^[\x21-\x7e]{16,}$/.test(checked.value)) {
+      return bad('must be at least 16 printable ASCII characters, without spaces');
+    }
+    return checked;
+  },
+  show: (value) => value && '***',
+};
+
 export const logLevel: Kind<LogLevel> = {
   arg: 'LEVEL',
   parse(value) {

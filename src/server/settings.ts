@@ -4,6 +4,7 @@ import { ConfigError, HOST_PREFIX } from '../index.js';
 import { isLoopback } from './request.js';
 import {
   addresses,
+  bearerToken,
   cookieName,
   duration,
   flag,
@@ -113,6 +114,11 @@ const SETTINGS = [
   { key: 'metrics', kind: flag, help: 'serve Prometheus metrics at GET /metrics' },
   { key: 'metricsPort', kind: port, help: 'serve GET /metrics on this port instead, same host' },
   {
+    key: 'metricsToken',
+    kind: bearerToken,
+    help: 'GET /metrics needs Authorization: Bearer TOKEN; required for --metrics on an address other than loopback',
+  },
+  {
     key: 'sweepInterval',
     kind: duration(100),
     default: '5m',
@@ -153,6 +159,11 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
   {
     broken: (s) => s.metricsPort !== null && s.metricsPort !== 0 && s.metricsPort === s.port,
     message: '{metricsPort} must differ from {port} (use --metrics to serve both on one port)',
+  },
+  {
+    broken: (s) => s.metrics && s.metricsToken === null && !isLoopback(s.host),
+    message:
+      '{metrics}: /metrics on {host} would show anyone who can reach the site its traffic; pass --metrics-token, use --metrics-port, or listen on loopback',
   },
   {
     broken: (s) => s.cache && !takesCache(s.store),

@@ -3,8 +3,8 @@
  * terminal acts on or hides rather than shows, so a user agent or a username could rewrite the
  * screen (ANSI escapes) or disguise what is around it.
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const NOT_PRINTABLE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
