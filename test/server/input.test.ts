@@ -152,7 +152,7 @@ describe('item 9: redirect targets', () => {
       ['/%C4%80', '/%C4%80'],
       ['/caf%C3%A9?q=%E2%82%AC%20x', '/caf%C3%A9?q=%E2%82%AC%20x'],
       ['/%F0%9F%A6%8A', '/%F0%9F%A6%8A'],
-    ]) {
+    ] as const) {
       const response = await formLogin(encodeURIComponent(decodeURIComponent(next)));
       expect(response.status, next).toBe(303);
       expect(response.headers.get('location'), next).toBe(location);
