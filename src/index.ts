@@ -18,7 +18,7 @@ export {
   type ThrottleStore,
   type UserStore,
 } from './core/capabilities.js';
-export { type CookieRead, HostCookie } from './core/cookies.js';
+export { type CookieRead, HOST_PREFIX, HostCookie } from './core/cookies.js';
 export {
   ARGON2_PARAMS,
   CredentialError,
@@ -28,6 +28,7 @@ export {
   PASSWORD_MIN_LENGTH,
   USERNAME_MAX_LENGTH,
   usernameKey,
+  usernameProblem,
 } from './core/credentials.js';
 export { CsrfTokens, isSameOrigin, type OriginHeaders } from './core/csrf.js';
 export { mergeData } from './core/data.js';

@@ -1,8 +1,15 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import express from 'express';
-import { type Duration, Latchkey, MemoryStore, type SessionStore, safeNextPath } from 'latchkey';
+import express, { type Request } from 'express';
+import {
+  type Duration,
+  isSameOrigin,
+  Latchkey,
+  MemoryStore,
+  type SessionStore,
+  safeNextPath,
+} from 'latchkey';
 import { authenticate, login, logout, requireAuth } from 'latchkey/express';
 
 // The snapshot latchkey keeps for its own accounts: `req.auth.user` is typed from here on.
@@ -27,7 +34,13 @@ export interface StartOptions {
 
 export async function start({ port = 3000, idleTimeout = '30m', store }: StartOptions = {}) {
   const users = new MemoryStore();
-  const latchkey = new Latchkey({ store: store ?? users, users, idleTimeout });
+  // The throttle counts failed logins per account and per IP (here in memory, with the users).
+  const latchkey = new Latchkey({
+    store: store ?? users,
+    users,
+    throttle: { store: users },
+    idleTimeout,
+  });
   await latchkey.createUser(demoUser.username, demoUser.password);
 
   const app = express();
@@ -39,10 +52,18 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
     res.type('html').send(LOGIN_PAGE);
   });
   app.post('/login', async (req, res) => {
+    // Login CSRF: another site's form must not sign the browser in to an account it chose.
+    if (!fromThisSite(req)) return void res.status(403).json({ error: 'cross_site' });
     const result = await login(req, res, req.body ?? {});
-    if (!result.ok) res.status(401).json({ error: result.error });
-    else if (req.is('urlencoded')) res.redirect(303, nextPath(req.query.next));
-    else res.json({ user: result.user });
+    if (result.ok) {
+      if (req.is('urlencoded')) res.redirect(303, nextPath(req.query.next));
+      else res.json({ user: result.user });
+    } else if (result.error === 'too_many_attempts') {
+      res.set('Retry-After', String(result.retryAfterSeconds)).status(429);
+      res.json({ error: result.error });
+    } else {
+      res.status(401).json({ error: result.error });
+    }
   });
   app.get('/dashboard', requireAuth(), (req, res) => {
     res.type('text').send(`Hello, ${req.auth?.user.username}`);
@@ -51,6 +72,7 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
     res.json({ user: req.auth?.user });
   });
   app.post('/logout', async (req, res) => {
+    if (!fromThisSite(req)) return void res.status(403).json({ error: 'cross_site' });
     await logout(req, res);
     res.redirect(303, '/login');
   });
@@ -63,6 +85,17 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
     latchkey,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Whether an unsafe request comes from this site's own pages (Fetch Metadata, else Origin). */
+function fromThisSite(req: Request): boolean {
+  const headers = {
+    method: req.method,
+    origin: req.get('origin') ?? null,
+    referer: req.get('referer') ?? null,
+    secFetchSite: req.get('sec-fetch-site') ?? null,
+  };
+  return isSameOrigin(headers, `${req.protocol}://${req.get('host')}`);
 }
 
 /** Where a form login returns to: the page that sent the browser to /login, if it is ours. */

@@ -1,6 +1,13 @@
 import { fileURLToPath } from 'node:url';
-import Fastify from 'fastify';
-import { type Duration, Latchkey, MemoryStore, type SessionStore, safeNextPath } from 'latchkey';
+import Fastify, { type FastifyRequest } from 'fastify';
+import {
+  type Duration,
+  isSameOrigin,
+  Latchkey,
+  MemoryStore,
+  type SessionStore,
+  safeNextPath,
+} from 'latchkey';
 import { latchkeyPlugin, requireAuth } from 'latchkey/fastify';
 
 // The snapshot latchkey keeps for its own accounts: `request.auth.user` is typed from here on.
@@ -25,7 +32,13 @@ export interface StartOptions {
 
 export async function start({ port = 3000, idleTimeout = '30m', store }: StartOptions = {}) {
   const users = new MemoryStore();
-  const latchkey = new Latchkey({ store: store ?? users, users, idleTimeout });
+  // The throttle counts failed logins per account and per IP (here in memory, with the users).
+  const latchkey = new Latchkey({
+    store: store ?? users,
+    users,
+    throttle: { store: users },
+    idleTimeout,
+  });
   await latchkey.createUser(demoUser.username, demoUser.password);
 
   const app = Fastify({ trustProxy: '127.0.0.1' }); // request.ip is the client's behind a local proxy
@@ -40,7 +53,13 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
   app.post<{ Body: Record<string, unknown>; Querystring: { next?: string } }>(
     '/login',
     async (request, reply) => {
+      // Login CSRF: another site's form must not sign the browser in to an account it chose.
+      if (!fromThisSite(request)) return reply.code(403).send({ error: 'cross_site' });
       const result = await reply.login(request.body ?? {});
+      if (!result.ok && result.error === 'too_many_attempts') {
+        reply.header('retry-after', String(result.retryAfterSeconds));
+        return reply.code(429).send({ error: result.error });
+      }
       if (!result.ok) return reply.code(401).send({ error: result.error });
       if (request.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) {
         return reply.redirect(safeNextPath(request.query.next) ?? '/dashboard', 303);
@@ -52,7 +71,8 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
     reply.type('text/plain').send(`Hello, ${request.auth?.user.username}`),
   );
   app.get('/api/me', { preHandler: requireAuth }, (request) => ({ user: request.auth?.user }));
-  app.post('/logout', async (_request, reply) => {
+  app.post('/logout', async (request, reply) => {
+    if (!fromThisSite(request)) return reply.code(403).send({ error: 'cross_site' });
     await reply.logout();
     return reply.redirect('/login', 303);
   });
@@ -60,6 +80,21 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
   await app.listen({ port, host: '127.0.0.1' });
   const { port: bound } = app.server.address() as { port: number };
   return { url: `http://127.0.0.1:${bound}`, latchkey, close: () => app.close() };
+}
+
+/** Whether an unsafe request comes from this site's own pages (Fetch Metadata, else Origin). */
+function fromThisSite(request: FastifyRequest): boolean {
+  const header = (name: string) => {
+    const value = request.headers[name];
+    return typeof value === 'string' ? value : null;
+  };
+  const headers = {
+    method: request.method,
+    origin: header('origin'),
+    referer: header('referer'),
+    secFetchSite: header('sec-fetch-site'),
+  };
+  return isSameOrigin(headers, `${request.protocol}://${request.host}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

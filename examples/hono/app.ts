@@ -1,8 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import { type ServerType, serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { Hono } from 'hono';
-import { type Duration, Latchkey, MemoryStore, type SessionStore, safeNextPath } from 'latchkey';
+import { type Context, Hono } from 'hono';
+import {
+  type Duration,
+  isSameOrigin,
+  Latchkey,
+  MemoryStore,
+  type SessionStore,
+  safeNextPath,
+} from 'latchkey';
 import { type AuthVariables, authenticate, login, logout, requireAuth } from 'latchkey/hono';
 
 /** The snapshot latchkey keeps for its own accounts. */
@@ -23,7 +30,13 @@ export interface StartOptions {
 
 export async function start({ port = 3000, idleTimeout = '30m', store }: StartOptions = {}) {
   const users = new MemoryStore();
-  const latchkey = new Latchkey({ store: store ?? users, users, idleTimeout });
+  // The throttle counts failed logins per account and per IP (here in memory, with the users).
+  const latchkey = new Latchkey({
+    store: store ?? users,
+    users,
+    throttle: { store: users },
+    idleTimeout,
+  });
   await latchkey.createUser(demoUser.username, demoUser.password);
 
   const app = new Hono<{ Variables: AuthVariables<User> }>();
@@ -31,9 +44,15 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
 
   app.get('/login', (c) => c.html(LOGIN_PAGE));
   app.post('/login', async (c) => {
+    // Login CSRF: another site's form must not sign the browser in to an account it chose.
+    if (!fromThisSite(c)) return c.json({ error: 'cross_site' }, 403);
     const form = c.req.header('content-type')?.startsWith('application/x-www-form-urlencoded');
     const credentials = form ? await c.req.parseBody() : await c.req.json().catch(() => ({}));
     const result = await login(c, credentials);
+    if (!result.ok && result.error === 'too_many_attempts') {
+      c.header('retry-after', String(result.retryAfterSeconds));
+      return c.json({ error: result.error }, 429);
+    }
     if (!result.ok) return c.json({ error: result.error }, 401);
     if (form) return c.redirect(safeNextPath(c.req.query('next')) ?? '/dashboard', 303);
     return c.json({ user: result.user });
@@ -43,6 +62,7 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
   );
   app.get('/api/me', requireAuth<User>(), (c) => c.json({ user: c.get('auth').user }));
   app.post('/logout', async (c) => {
+    if (!fromThisSite(c)) return c.json({ error: 'cross_site' }, 403);
     await logout(c);
     return c.redirect('/login', 303);
   });
@@ -59,6 +79,17 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
     app,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Whether an unsafe request comes from this site's own pages (Fetch Metadata, else Origin). */
+function fromThisSite(c: Context): boolean {
+  const headers = {
+    method: c.req.method,
+    origin: c.req.header('origin') ?? null,
+    referer: c.req.header('referer') ?? null,
+    secFetchSite: c.req.header('sec-fetch-site') ?? null,
+  };
+  return isSameOrigin(headers, new URL(c.req.url).origin);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -1,7 +1,14 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { type Duration, Latchkey, MemoryStore, type SessionStore, safeNextPath } from 'latchkey';
+import {
+  type Duration,
+  isSameOrigin,
+  Latchkey,
+  MemoryStore,
+  type SessionStore,
+  safeNextPath,
+} from 'latchkey';
 import { appendSetCookie, authenticate } from 'latchkey/node';
 
 export const demoUser = { username: 'ada', password: 'correct horse battery staple' };
@@ -19,11 +26,21 @@ export interface StartOptions {
 
 export async function start({ port = 3000, idleTimeout = '30m', store }: StartOptions = {}) {
   const users = new MemoryStore();
-  const latchkey = new Latchkey({ store: store ?? users, users, idleTimeout });
+  // The throttle counts failed logins per account and per IP (here in memory, with the users).
+  const latchkey = new Latchkey({
+    store: store ?? users,
+    users,
+    throttle: { store: users },
+    idleTimeout,
+  });
   await latchkey.createUser(demoUser.username, demoUser.password);
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    // Login CSRF (and logout CSRF): another site's form must not post here.
+    if (req.method === 'POST' && !fromThisSite(req)) {
+      return send(res, 403, 'application/json', JSON.stringify({ error: 'cross_site' }));
+    }
     switch (`${req.method} ${url.pathname}`) {
       case 'GET /login':
         return send(res, 200, 'text/html; charset=utf-8', LOGIN_PAGE);
@@ -36,6 +53,10 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
           userAgent: req.headers['user-agent'],
           cookie: req.headers.cookie,
         });
+        if (!result.ok && result.error === 'too_many_attempts') {
+          res.setHeader('retry-after', String(result.retryAfterSeconds));
+          return send(res, 429, 'application/json', JSON.stringify({ error: result.error }));
+        }
         if (!result.ok)
           return send(res, 401, 'application/json', JSON.stringify({ error: result.error }));
         appendSetCookie(res, result.setCookie);
@@ -75,6 +96,21 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
     latchkey,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Whether an unsafe request comes from this site's own pages (Fetch Metadata, else Origin). */
+function fromThisSite(req: IncomingMessage): boolean {
+  const header = (name: string) => {
+    const value = req.headers[name];
+    return typeof value === 'string' ? value : null;
+  };
+  const headers = {
+    method: req.method ?? 'GET',
+    origin: header('origin'),
+    referer: header('referer'),
+    secFetchSite: header('sec-fetch-site'),
+  };
+  return isSameOrigin(headers, `http://${req.headers.host}`);
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {

@@ -1,11 +1,13 @@
-/** A line on standard output. */
+import { escapeForTerminal } from '../server/terminal.js';
+
+/** A line on standard output; user agents and usernames in it cannot drive the terminal. */
 export function print(text: string): void {
-  process.stdout.write(`${text}\n`);
+  process.stdout.write(`${escapeForTerminal(text)}\n`);
 }
 
-/** A `latchkey: …` line on standard error. */
+/** A `latchkey: …` line on standard error, escaped like {@link print}. */
 export function fail(text: string): void {
-  process.stderr.write(`latchkey: ${text}\n`);
+  process.stderr.write(`latchkey: ${escapeForTerminal(text)}\n`);
 }
 
 export function iso(ms: number): string {

@@ -4,9 +4,11 @@ import {
   CredentialError,
   checkNewPassword,
   hashPassword,
+  legacyUsernameKey,
   needsRehash,
   normalizeUsername,
   usernameKey,
+  usernameProblem,
   verifyDummyPassword,
   verifyPassword,
 } from './credentials.js';
@@ -36,14 +38,14 @@ export class Accounts implements PasswordCheck {
 
   /**
    * Adds an account to the user store. Throws {@link CredentialError} for an unusable username or
-   * password or a taken username (compared after NFC and case folding).
+   * password or a taken username (compared after width mapping, NFC and case folding).
    */
   async createUser(username: unknown, password: unknown): Promise<UserInfo> {
     const name = normalizeUsername(username);
-    if (name === null) {
+    if (name === null || usernameProblem(name) !== null) {
       throw new CredentialError(
         'invalid_username',
-        'Username must be 1 to 64 characters, without control characters.',
+        'Username must be 1 to 64 letters, digits or ASCII symbols, in words separated by single spaces.',
       );
     }
     checkNewPassword(password);
@@ -62,11 +64,9 @@ export class Accounts implements PasswordCheck {
     return infoOf(record);
   }
 
-  /** The account named `username` (compared after NFC and case folding), or null. */
+  /** The account named `username` (compared after width mapping, NFC and case folding), or null. */
   async findUser(username: string): Promise<UserInfo | null> {
-    const name = normalizeUsername(username);
-    if (name === null) return null;
-    const record = await callStore(() => this.users.findUserByKey(usernameKey(name)));
+    const record = await this.findByName(username);
     return record && infoOf(record);
   }
 
@@ -118,8 +118,7 @@ export class Accounts implements PasswordCheck {
   }
 
   async check(username: string, password: string): Promise<CredentialCheck> {
-    const name = normalizeUsername(username);
-    const record = name && (await callStore(() => this.users.findUserByKey(usernameKey(name))));
+    const record = await this.findByName(username);
     if (!record) {
       await verifyDummyPassword(password);
       return { userId: null, user: null };
@@ -139,6 +138,15 @@ export class Accounts implements PasswordCheck {
         return true;
       },
     };
+  }
+
+  /** The account a typed name names: by its key, or by its key from before width mapping. */
+  private async findByName(username: string): Promise<UserRecord | null> {
+    const name = normalizeUsername(username);
+    if (name === null) return null;
+    const record = await callStore(() => this.users.findUserByKey(usernameKey(name)));
+    const legacy = record ? null : legacyUsernameKey(username);
+    return legacy === null ? record : callStore(() => this.users.findUserByKey(legacy));
   }
 
   async accountOf(session: SessionRecord): Promise<SessionAccount | null> {

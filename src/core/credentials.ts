@@ -13,8 +13,28 @@ export const ARGON2_PARAMS = { memoryCost: 19456, timeCost: 2, parallelism: 1 } 
 const ARGON2ID = 2 as Algorithm.Argon2id;
 const ARGON2ID_PHC = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
 
-/** C0/C1 controls, line separators and bidi overrides: invisible or spoofing in a name. */
-const FORBIDDEN_IN_USERNAME = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+/**
+ * Never part of a name, old or new: controls, lone surrogates, line separators and format
+ * characters (U+200B, U+200E/F, U+FEFF, U+00AD, bidi overrides…) except ZWNJ/ZWJ, which some
+ * scripts spell with.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cs}\p{Zl}\p{Zp}]|(?![\u200c\u200d])\p{Cf}/u;
+/** Fullwidth and halfwidth forms (and the ideographic space): mapped to their plain forms. */
+const WIDTH_FORMS = /[\u3000\uff01-\uffee]/g;
+const HAS_WIDTH_FORM = /[\u3000\uff01-\uffee]/;
+/** Only ASCII white space is trimmed: `trim()` would also drop U+FEFF, which must be refused. */
+const ASCII_SPACE_AROUND = /^[\t\n\f\r ]+|[\t\n\f\r ]+$/g;
+/** The IdentifierClass letters, marks and digits (RFC 8264 §9.1, LetterDigits). */
+const LETTER_DIGIT = /^[\p{Ll}\p{Lu}\p{Lo}\p{Lm}\p{Mn}\p{Mc}\p{Nd}]$/u;
+/** LetterDigits that RFC 5892's exceptions disallow (tatweel, NKo lajanyalan, Kana repeat marks…). */
+const EXCEPTIONS_DISALLOWED = /^[\u0640\u07fa\u302e\u302f\u3031-\u3035\u303b]$/;
+const IGNORABLE = /^[\p{Default_Ignorable_Code_Point}\p{Cn}\p{Co}]$/u;
+/** Right-to-left scripts: the Bidi Rule's R and AL, approximated by script. */
+const RTL =
+  /[\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Syriac}\p{Script=Thaana}\p{Script=Nko}\p{Script=Samaritan}\p{Script=Mandaic}\p{Script=Adlam}]/u;
+const LETTER = /\p{L}/u;
+const TRAILING_MARKS = /\p{M}+$/u;
+const DIGIT = /\p{Nd}/u;
 
 /** Why a new username or password is refused; `message` is safe to show the user. */
 export class CredentialError extends LatchkeyError {
@@ -28,26 +48,55 @@ export class CredentialError extends LatchkeyError {
 }
 
 /**
- * A username as it will be stored and shown: NFC-normalised and trimmed. Null when it is not a
- * string, is empty, is longer than {@link USERNAME_MAX_LENGTH} characters or holds control
- * characters.
+ * A username as it is looked up, stored and shown: fullwidth and halfwidth forms mapped
+ * (`ａｄｍｉｎ` → `admin`), NFC, trimmed of ASCII white space. Null when it is not a string, is empty, is longer
+ * than {@link USERNAME_MAX_LENGTH} characters or holds an invisible character. A new account
+ * also needs {@link usernameProblem} to be null.
  */
 export function normalizeUsername(value: unknown): string | null {
   // Length is checked before normalising too, so a megabyte of input costs nothing.
   if (typeof value !== 'string' || value.length > 4 * USERNAME_MAX_LENGTH) return null;
-  const username = value.normalize('NFC').trim();
+  const username = mapWidth(value).normalize('NFC').replace(ASCII_SPACE_AROUND, '');
   const length = codePointLength(username);
   if (length === 0 || length > USERNAME_MAX_LENGTH) return null;
-  return FORBIDDEN_IN_USERNAME.test(username) ? null : username;
+  return INVISIBLE.test(username) ? null : username;
 }
 
 /**
- * What uniqueness and lookups compare: NFC plus full case folding, so "Straße", "STRASSE" and an
- * NFD-typed "straße" are one account. JavaScript has no case folding; lower, upper, lower covers
- * it (ß and ẞ become ss, final ς becomes σ).
+ * Why a {@link normalizeUsername}d name cannot name a new account, or null when it can: each
+ * space-separated word holds only IdentifierClass characters (letters, marks and digits with no
+ * compatibility form, printable ASCII) and meets the Bidi Rule (approximated by script).
+ */
+export function usernameProblem(username: string): 'character' | 'spaces' | 'direction' | null {
+  for (const word of username.split(' ')) {
+    if (word === '') return 'spaces';
+    for (const char of word) {
+      if (!isIdentifierChar(char)) return 'character';
+    }
+    if (!meetsBidiRule([...word])) return 'direction';
+  }
+  if (/[\u0660-\u0669]/.test(username) && /[\u06f0-\u06f9]/.test(username)) return 'character';
+  return null;
+}
+
+/**
+ * What uniqueness and lookups compare: width-mapped and NFC like {@link normalizeUsername}, then
+ * full case folding, so "Straße", "STRASSE", "ＳＴＲＡＳＳＥ" and an NFD-typed "straße" are one
+ * account. JavaScript has no case folding; lower, upper, lower covers it (ß and ẞ become ss,
+ * final ς becomes σ).
  */
 export function usernameKey(username: string): string {
-  return username.normalize('NFC').toLowerCase().toUpperCase().toLowerCase().normalize('NFC');
+  return foldCase(mapWidth(username).normalize('NFC'));
+}
+
+/**
+ * The key an account named `username` got before width mapping (latchkey 0.1), when it differs
+ * from {@link usernameKey}: such accounts are still found by the name they signed up with.
+ */
+export function legacyUsernameKey(username: string): string | null {
+  return HAS_WIDTH_FORM.test(username)
+    ? foldCase(username.normalize('NFC').replace(ASCII_SPACE_AROUND, ''))
+    : null;
 }
 
 /**
@@ -189,3 +238,33 @@ const threadPoolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 const hashing = new Semaphore(
   Math.max(1, Math.min(availableParallelism() - 1, threadPoolSize - 1)),
 );
+
+function foldCase(text: string): string {
+  return text.toLowerCase().toUpperCase().toLowerCase().normalize('NFC');
+}
+
+function mapWidth(text: string): string {
+  return text.replace(WIDTH_FORMS, (char) => char.normalize('NFKC'));
+}
+
+function isIdentifierChar(char: string): boolean {
+  if (char >= '\x21' && char <= '\x7e') return true;
+  return (
+    LETTER_DIGIT.test(char) &&
+    !EXCEPTIONS_DISALLOWED.test(char) &&
+    !IGNORABLE.test(char) &&
+    char.normalize('NFKC') === char
+  );
+}
+
+/**
+ * RFC 5893 in short: a word with right-to-left letters starts with one, holds no left-to-right
+ * letters and ends with a right-to-left letter or a digit (then marks).
+ */
+function meetsBidiRule(chars: readonly string[]): boolean {
+  if (!chars.some((char) => RTL.test(char))) return true;
+  if (!RTL.test(chars[0] ?? '')) return false;
+  if (chars.some((char) => LETTER.test(char) && !RTL.test(char))) return false;
+  const last = [...chars.join('').replace(TRAILING_MARKS, '')].at(-1) ?? '';
+  return RTL.test(last) || DIGIT.test(last);
+}

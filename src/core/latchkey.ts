@@ -56,6 +56,11 @@ export type { RememberOptions } from './remember.js';
 export interface LatchkeyOptions extends SessionOptions {
   /** Default `"__Host-session"`; a `__Host-` name makes the browser refuse any Domain or Path trick. */
   cookieName?: string;
+  /**
+   * Lets `cookieName` and `remember.cookieName` go without the `__Host-` prefix. Without the
+   * prefix a sibling subdomain can set or shadow the cookie; default false (a {@link ConfigError}).
+   */
+  allowUnprefixedCookieName?: boolean;
   /** Where HTML navigations without a session are sent. Default `"/login"`. */
   loginPath?: string;
   /**
@@ -129,7 +134,10 @@ export class Latchkey {
     this.touchInterval = sessions.touchInterval;
     this.maxSessionsPerUser = sessions.maxSessionsPerUser;
     const now = options.clock ?? Date.now;
-    this.sessionCookie = new HostCookie(options.cookieName ?? '__Host-session');
+    const allowUnprefixed = options.allowUnprefixedCookieName === true;
+    this.sessionCookie = new HostCookie(options.cookieName ?? '__Host-session', {
+      allowUnprefixed,
+    });
     this.loginPath = options.loginPath ?? '/login';
     if (options.users && options.verifyCredentials) {
       throw new ConfigError(
@@ -141,7 +149,7 @@ export class Latchkey {
     const { throttle } = options;
     const throttleStore =
       throttle && requireCapability(throttle.store, 'throttle', 'throttle.store');
-    const remember = rememberTokensOf(options.remember, now);
+    const remember = rememberTokensOf(options.remember, now, allowUnprefixed);
     // A replayed remember-me token means theft: answering it needs every session of the user.
     if (remember) requireCapability(options.store, 'session index', 'remember');
     this.rememberCookie = remember?.cookie ?? null;

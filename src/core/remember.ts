@@ -135,12 +135,13 @@ export class RememberTokens {
 export function rememberTokensOf(
   options: RememberOptions | undefined,
   now: () => number,
+  allowUnprefixed = false,
 ): RememberTokens | null {
   if (!options) return null;
   const store = requireCapability(options.store, 'remember', 'remember.store');
   const lifetimeMs = parseDuration(options.maxAge ?? '30d', 'remember.maxAge');
   if (lifetimeMs > MAX_LIFETIME_MS) throw new ConfigError('remember.maxAge: at most 30d');
-  const cookie = new HostCookie(options.cookieName ?? '__Host-remember');
+  const cookie = new HostCookie(options.cookieName ?? '__Host-remember', { allowUnprefixed });
   return new RememberTokens(store, cookie, { lifetimeMs, graceMs: GRACE_MS, now });
 }
 

@@ -58,6 +58,9 @@ export const RETRY_AFTER_SECONDS = 5;
 /** Control characters and backslashes: never part of a path latchkey redirects to. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 export const UNSAFE_IN_PATH = /[\u0000-\u001f\u007f\\]/;
+/** One character (a code point, or a lone surrogate) that a header value cannot hold as is. */
+const NOT_PRINTABLE_ASCII = /[^\x21-\x7e]/gu;
+const LONE_SURROGATE = /^[\ud800-\udfff]$/;
 
 /** A value of at least 43 base64url characters: shaped like a token latchkey issues. */
 const TOKEN_LIKE = /[A-Za-z0-9_-]{43}/;
@@ -132,13 +135,25 @@ export function toResponse(denial: Denial, setCookie: readonly string[] = []): R
 }
 
 /**
- * A same-origin path to return to after login, or null. Only a path that starts with one `/`
- * qualifies: `//host`, backslashes (`/\host`), schemes, control characters and oversize values are dropped.
+ * A same-origin path to return to after login, ready for a `Location` header, or null. Only a
+ * path that starts with one `/` qualifies: `//host`, backslashes (`/\host`), schemes, control
+ * characters and oversize values are dropped. Anything outside printable ASCII is
+ * percent-encoded as UTF-8 (`/Ā` → `/%C4%80`), since a header cannot carry it.
  */
 export function safeNextPath(value: string | null | undefined): string | null {
   if (typeof value !== 'string' || value.length === 0 || value.length > 2048) return null;
   if (!value.startsWith('/') || value.startsWith('//')) return null;
-  return UNSAFE_IN_PATH.test(value) ? null : value;
+  return UNSAFE_IN_PATH.test(value) ? null : percentEncodeNonAscii(value);
+}
+
+/**
+ * `text` with every character outside printable ASCII percent-encoded as UTF-8; a lone
+ * surrogate becomes U+FFFD (`%EF%BF%BD`). Already-encoded `%XX` is left alone.
+ */
+function percentEncodeNonAscii(text: string): string {
+  return text.replace(NOT_PRINTABLE_ASCII, (char) =>
+    encodeURIComponent(LONE_SURROGATE.test(char) ? '\ufffd' : char),
+  );
 }
 
 /**

@@ -42,8 +42,22 @@ export function send(res: ServerResponse, reply: Reply): void {
     ...reply.headers,
     'content-length': Buffer.byteLength(body),
   };
-  if (reply.setCookie && reply.setCookie.length > 0) headers['set-cookie'] = [...reply.setCookie];
-  res.writeHead(reply.status, headers);
+  const setCookie = reply.setCookie && reply.setCookie.length > 0 ? [...reply.setCookie] : null;
+  if (setCookie) headers['set-cookie'] = setCookie;
+  try {
+    res.writeHead(reply.status, headers);
+  } catch {
+    // A header Node refuses (a character it cannot send) must not lose the cookies: a session
+    // created for this reply would otherwise live on with no browser holding it.
+    res.writeHead(500, {
+      ...SECURITY_HEADERS,
+      'cache-control': 'no-store',
+      'content-length': 0,
+      ...(setCookie ? { 'set-cookie': setCookie } : {}),
+    });
+    res.end();
+    return;
+  }
   res.end(body);
 }
 

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import type { LogLevel } from './settings.js';
+import { escapeForTerminal } from './terminal.js';
 
 /**
  * Standard output for the server log: JSON lines (pino) when it is a pipe or file, short human
@@ -10,7 +11,7 @@ export function stdoutDestination(pretty: boolean): pino.DestinationStream & { f
   if (!pretty) return json;
   return {
     write(line: string) {
-      json.write(humanLine(line));
+      json.write(terminalLine(line));
     },
     flushSync() {
       json.flushSync();
@@ -27,7 +28,14 @@ const LEVEL_NAMES: Record<number, string> = {
   60: 'FATAL',
 };
 
-/** `12:00:01.234 INFO  request GET /dashboard 200 2.1ms user=… req=…` */
+/**
+ * A JSON log line as a terminal line, `12:00:01.234 INFO  request GET /dashboard 200 2.1ms
+ * user=… req=…`, with control characters from user agents, usernames or paths escaped.
+ */
+export function terminalLine(line: string): string {
+  return `${escapeForTerminal(humanLine(line.replace(/\n$/, '')))}\n`;
+}
+
 function humanLine(line: string): string {
   let record: Record<string, unknown>;
   try {
@@ -44,13 +52,13 @@ function humanLine(line: string): string {
   if (msg === 'request') {
     const { method, route, status, durationMs, userId, reqId, ...other } = fields;
     const extra = Object.keys(other).length > 0 ? ` ${JSON.stringify(other)}` : '';
-    return `${clock} ${name.padEnd(5)} ${method} ${route} ${status} ${durationMs}ms user=${userId ?? '-'} req=${reqId}${extra}\n`;
+    return `${clock} ${name.padEnd(5)} ${method} ${route} ${status} ${durationMs}ms user=${userId ?? '-'} req=${reqId}${extra}`;
   }
   const rest = Object.entries(fields)
     .filter(([, value]) => value !== undefined && value !== null)
     .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
     .join(' ');
-  return `${clock} ${name.padEnd(5)} ${String(msg ?? '')}${rest ? ` ${rest}` : ''}\n`;
+  return `${clock} ${name.padEnd(5)} ${String(msg ?? '')}${rest ? ` ${rest}` : ''}`;
 }
 
 /** The one server logger. */

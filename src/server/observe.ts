@@ -107,6 +107,8 @@ export interface ObserveOptions {
   readonly trustedProxies: ReadonlySet<string>;
   /** Answers `GET /metrics` before the app when given. */
   readonly metrics: ServerMetrics | null;
+  /** The bearer token `GET /metrics` needs, or null for none. */
+  readonly metricsToken: string | null;
 }
 
 /**
@@ -117,7 +119,7 @@ export function observeRequests(
   handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
   options: ObserveOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const { logger, trustedProxies, metrics } = options;
+  const { logger, trustedProxies, metrics, metricsToken } = options;
   return (req, res) => {
     const started = performance.now();
     const state: RequestState = { id: requestIdOf(req, trustedProxies), userId: null };
@@ -136,7 +138,7 @@ export function observeRequests(
       else logger.info(fields, 'request');
     });
     if (metrics && isMetricsRequest(req)) {
-      void serveMetrics(metrics, req, res);
+      void serveMetrics(metrics, req, res, metricsToken);
       return;
     }
     requestState.run(state, () => {

@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { auditLog } from '../audit.js';
-import { ConfigError, CsrfTokens, Latchkey } from '../index.js';
+import { ConfigError, CsrfTokens, HOST_PREFIX, Latchkey } from '../index.js';
 import { createApp } from './app.js';
 import { createLogger, errorFields, stdoutDestination } from './logs.js';
 import { countStoreErrors, ServerMetrics } from './metrics.js';
@@ -65,6 +65,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       touchInterval: config.touchInterval,
       reauthWindow: config.reauthWindow,
       cookieName: config.cookieName,
+      allowUnprefixedCookieName: config.insecureCookieName,
       onEvent: observeEvents(metrics, auditLog(audit)),
     });
     const app = createApp({
@@ -84,12 +85,13 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       logger,
       trustedProxies: config.trustProxy,
       metrics: config.metrics ? metrics : null,
+      metricsToken: config.metricsToken,
     });
     server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
     await listen(server, config.port, config.host);
     listening = server;
     if (metrics && config.metricsPort !== null) {
-      metricsServer = createHttpServer(metricsOnly(metrics));
+      metricsServer = createHttpServer(metricsOnly(metrics, config.metricsToken));
       await listen(metricsServer, config.metricsPort, config.host);
     }
     if (config.sweepInterval > 0) {
@@ -106,6 +108,11 @@ export async function startServer(config: Settings): Promise<RunningServer> {
   const metricsUrl = metricsServer ? `http://${hostPort(metricsServer)}/metrics` : null;
   const sessionsAt = describeTarget(opened.plan.sessions);
   const usersAt = opened.plan.shared ? null : describeTarget(opened.plan.users);
+  if (!config.cookieName.startsWith(HOST_PREFIX)) {
+    logger.warn(
+      `--insecure-cookie-name: the session cookie "${config.cookieName}" has no ${HOST_PREFIX} prefix, so a sibling subdomain can set or shadow it`,
+    );
+  }
   if (opened.plan.users.url !== null && /^memory/i.test(opened.plan.users.url.trim())) {
     logger.warn(
       'users and remember-me tokens live in memory (--users memory): lost when this process stops',

@@ -163,13 +163,30 @@ export const cookieName: Kind<string | null> = {
     const checked = nameText.parse(value);
     if (!checked.ok || checked.value === null) return checked;
     try {
-      new HostCookie(checked.value);
+      // The prefix is a rule across settings (--insecure-cookie-name); here only the syntax.
+      new HostCookie(checked.value, { allowUnprefixed: true });
     } catch (error) {
       return bad((error as Error).message);
     }
     return checked;
   },
   show: (value) => value,
+};
+
+const tokenText = text('TOKEN');
+
+/** A bearer token: printable ASCII, at least 16 characters; `config check` shows it masked. */
+export const bearerToken: Kind<string | null> = {
+  arg: 'TOKEN',
+  parse(value) {
+    const checked = tokenText.parse(value);
+    if (!checked.ok || checked.value === null) return checked;
+    if (!/^[\x21-\x7e]{16,}$/.test(checked.value)) {
+      return bad('must be at least 16 printable ASCII characters, without spaces');
+    }
+    return checked;
+  },
+  show: (value) => value && '***',
 };
 
 export const logLevel: Kind<LogLevel> = {

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { ConfigError } from '../index.js';
+import { ConfigError, HOST_PREFIX } from '../index.js';
 import { isLoopback } from './request.js';
 import {
   addresses,
+  bearerToken,
   cookieName,
   duration,
   flag,
@@ -83,6 +84,11 @@ const SETTINGS = [
     help: 'session cookie name',
   },
   {
+    key: 'insecureCookieName',
+    kind: flag,
+    help: 'allow a --cookie-name without the __Host- prefix, which a sibling subdomain can set or shadow (warned at start)',
+  },
+  {
     key: 'trustProxy',
     kind: addresses,
     help: 'comma-separated proxy addresses whose X-Forwarded-For and X-Request-Id are believed',
@@ -113,6 +119,11 @@ const SETTINGS = [
   },
   { key: 'metrics', kind: flag, help: 'serve Prometheus metrics at GET /metrics' },
   { key: 'metricsPort', kind: port, help: 'serve GET /metrics on this port instead, same host' },
+  {
+    key: 'metricsToken',
+    kind: bearerToken,
+    help: 'GET /metrics needs Authorization: Bearer TOKEN; required for --metrics on an address other than loopback',
+  },
   {
     key: 'sweepInterval',
     kind: duration(100),
@@ -160,10 +171,19 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
     message: '{cacheMaxStaleness}: must be at least 20 ms',
   },
   {
+    broken: (s) => s.metrics && s.metricsToken === null && !isLoopback(s.host),
+    message:
+      '{metrics}: /metrics on {host} would show anyone who can reach the site its traffic; pass --metrics-token, use --metrics-port, or listen on loopback',
+  },
+  {
     broken: (s) => s.cache && !takesCache(s.store),
     message: '{cache}: needs --store redis://… or postgres://…',
   },
   { broken: (s) => refusedForUsers(s.users), message: `{users} ${NOT_DURABLE}` },
+  {
+    broken: (s) => !s.cookieName.startsWith(HOST_PREFIX) && !s.insecureCookieName,
+    message: `{cookieName}: without the ${HOST_PREFIX} prefix a sibling subdomain can set or shadow the session cookie; use a ${HOST_PREFIX} name, or pass --insecure-cookie-name`,
+  },
 ];
 
 /** `idleTimeout` → `--idle-timeout`. */

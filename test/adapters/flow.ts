@@ -92,6 +92,68 @@ export function seedFlowTests(start: StartExample, options: { outage?: boolean }
     expect((await get(url, '/dashboard', cookie, PAGE)).status).toBe(200);
   });
 
+  it('a cross-site login is refused (no login CSRF): 403 and no session cookie', async () => {
+    const url = await boot();
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const attempts: Record<string, string>[] = [
+      { ...form, 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' },
+      { ...form, 'sec-fetch-site': 'same-site' },
+      { ...form, origin: 'https://evil.example' },
+      { ...form, origin: 'null' },
+      { ...form, referer: 'https://evil.example/page' },
+      form, // no Sec-Fetch-Site, Origin or Referer at all
+      { 'content-type': 'application/json', origin: 'https://evil.example' },
+    ];
+    for (const headers of attempts) {
+      const json = headers['content-type'] === 'application/json';
+      const response = await fetch(`${url}/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers,
+        body: json ? JSON.stringify(demoUser) : new URLSearchParams(demoUser).toString(),
+      });
+      expect(response.status, JSON.stringify(headers)).toBe(403);
+      expect(response.headers.getSetCookie(), JSON.stringify(headers)).toEqual([]);
+    }
+    // The same form from the site itself signs in.
+    const own = await fetch(`${url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...form, 'sec-fetch-site': 'same-origin' },
+      body: new URLSearchParams(demoUser).toString(),
+    });
+    expect(own.status).toBe(303);
+    cookieOf(own);
+  });
+
+  it('a cross-site logout is refused and the session stays valid', async () => {
+    const url = await boot();
+    const cookie = await login(url);
+    const out = await fetch(`${url}/logout`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie, 'sec-fetch-site': 'cross-site' },
+    });
+    expect(out.status).toBe(403);
+    expect(out.headers.getSetCookie()).toEqual([]);
+    expect((await get(url, '/api/me', cookie, API)).status).toBe(200);
+  });
+
+  it('wrong passwords are throttled: 429 with Retry-After, and the right one is refused too', async () => {
+    const url = await boot();
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 6; i++) {
+      last = await postJson(url, '/login', { username: 'ada', password: `wrong password ${i}` });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+    expect(Number(last?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const right = await postJson(url, '/login', demoUser);
+    expect(right.status).toBe(429);
+    expect(right.headers.getSetCookie()).toEqual([]);
+  });
+
   it.runIf(options.outage ?? true)(
     'a store outage is 503 with Retry-After, never "logged out"',
     async () => {

@@ -1,4 +1,4 @@
-import { type Duration, Latchkey, MemoryStore } from 'latchkey';
+import { type Duration, isSameOrigin, Latchkey, MemoryStore } from 'latchkey';
 import { type HeaderReader, readSession } from 'latchkey/fetch';
 
 /** The snapshot latchkey keeps for its own accounts. */
@@ -11,6 +11,7 @@ const store = new MemoryStore();
 export const latchkey = new Latchkey({
   store,
   users: store,
+  throttle: { store }, // failed logins per account (and per IP when login is given one)
   idleTimeout: (process.env.LATCHKEY_IDLE_TIMEOUT ?? '30m') as Duration, // checked at construction
 });
 
@@ -24,4 +25,15 @@ export const seeded = latchkey.createUser(demoUser.username, demoUser.password);
 export async function currentUser(headers: HeaderReader): Promise<User | null> {
   const auth = await readSession<User>(latchkey, headers);
   return auth?.user ?? null;
+}
+
+/** Whether an unsafe request comes from this site's own pages (Fetch Metadata, else Origin). */
+export function fromThisSite(request: Request): boolean {
+  const headers = {
+    method: request.method,
+    origin: request.headers.get('origin'),
+    referer: request.headers.get('referer'),
+    secFetchSite: request.headers.get('sec-fetch-site'),
+  };
+  return isSameOrigin(headers, new URL(request.url).origin);
 }

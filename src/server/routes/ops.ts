@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionStore, UserStore } from '../../index.js';
 import { retryAfter } from '../answers.js';
@@ -44,7 +45,8 @@ export function opsRoutes(site: Site, store: SessionStore, users?: UserStore): R
       },
     },
     // Forward auth (nginx auth_request, Traefik, Caddy): 200 with who it is, else 401; never a
-    // redirect. A store outage is a 503 (never "logged out"). The user name is percent-encoded.
+    // redirect. A store outage is a 503 (never "logged out"). The user name is percent-encoded:
+    // a display name, which downstream apps must not key on (X-Auth-User-Id is the identity).
     '/auth/verify': {
       GET: async (ctx) => {
         // The session cookie only: a remember-me restore rotates cookies, which a proxy would not
@@ -61,13 +63,26 @@ export function opsRoutes(site: Site, store: SessionStore, users?: UserStore): R
           status: 200,
           setCookie: auth.setCookie,
           headers: {
-            'x-auth-user-id': encodeURIComponent(user.id),
-            'x-auth-user': encodeURIComponent(user.username),
+            'x-auth-user-id': headerText(user.id),
+            'x-auth-user': headerText(user.username),
           },
         };
       },
     },
   };
+}
+
+/** Whether `authorization` is `Bearer <token>`, compared in constant time (as SHA-256 digests). */
+function isBearer(authorization: string | undefined, token: string): boolean {
+  const given = /^Bearer +(\S+) *$/i.exec(authorization ?? '')?.[1];
+  if (given === undefined) return false;
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(token));
+}
+
+/** Percent-encoded UTF-8; a lone surrogate (an account named before they were refused) is U+FFFD. */
+function headerText(text: string): string {
+  return encodeURIComponent(text.replace(/\p{Cs}/gu, '\ufffd'));
 }
 
 /** Whether a request asks for `/metrics`. */
@@ -83,9 +98,18 @@ export async function serveMetrics(
   metrics: ServerMetrics,
   req: IncomingMessage,
   res: ServerResponse,
+  token: string | null,
 ): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return;
+  }
+  if (token !== null && !isBearer(req.headers.authorization, token)) {
+    res.writeHead(401, {
+      'www-authenticate': 'Bearer realm="metrics"',
+      'cache-control': 'no-store',
+    });
+    res.end();
     return;
   }
   try {
@@ -104,10 +128,11 @@ export async function serveMetrics(
 /** `GET /metrics` (and only that) for a metrics-only listener. */
 export function metricsOnly(
   metrics: ServerMetrics,
+  token: string | null,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     if (isMetricsRequest(req)) {
-      void serveMetrics(metrics, req, res);
+      void serveMetrics(metrics, req, res, token);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
