@@ -36,6 +36,7 @@ export {
   DataTooLargeError,
   InvalidInputError,
   LatchkeyError,
+  OverloadedError,
   SessionLimitError,
   StoreUnavailableError,
 } from './core/errors.js';

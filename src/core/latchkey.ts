@@ -8,6 +8,7 @@ import {
 import { Accounts, type UserInfo } from './accounts.js';
 import { requireCapability, type ThrottleStore, type UserStore } from './capabilities.js';
 import { HostCookie } from './cookies.js';
+import { DeviceCookies } from './devices.js';
 import { type Duration, parseDuration } from './duration.js';
 import { ConfigError, StoreUnavailableError } from './errors.js';
 import { eventSink } from './events.js';
@@ -59,8 +60,14 @@ export interface LatchkeyOptions extends SessionOptions {
   users?: UserStore;
   /** For apps with their own user table. Excludes `users`. */
   verifyCredentials?: VerifyCredentials;
-  /** Login attempt limits per account and per IP, counted in a store with the "throttle" capability. Off when absent. */
-  throttle?: { store: ThrottleStore } & LoginThrottleOptions;
+  /**
+   * Login and sign-up attempt limits, counted in a store with the "throttle" capability. Off when
+   * absent. `deviceSecret` (at least 32 characters; the same on every process) turns on device
+   * cookies: a browser that logged in to an account before is throttled on its own counter, so
+   * strangers' wrong guesses cannot lock the owner out. Without it, every client is throttled per
+   * account and per IP.
+   */
+  throttle?: { store: ThrottleStore; deviceSecret?: string | Buffer } & LoginThrottleOptions;
   /** "Remember me" tokens, issued when a login asks for them. Off when absent. */
   remember?: RememberOptions;
   /**
@@ -68,6 +75,11 @@ export interface LatchkeyOptions extends SessionOptions {
    * account) go through without asking for the password again. Default `"10m"`.
    */
   reauthWindow?: Duration;
+  /**
+   * The site's name, for the password-strength check of latchkey's own accounts: like the
+   * username, a word a new password must not lean on ("acme2024!" for Acme).
+   */
+  siteName?: string;
 }
 
 export type Authentication =
@@ -138,7 +150,7 @@ export class Latchkey {
       throw new ConfigError('remember.cookieName: must differ from cookieName');
     }
     this.signOut = new SignOut(options.store, sessions, remember);
-    this.accounts = users ? new Accounts(users, this.signOut, now) : null;
+    this.accounts = users ? new Accounts(users, this.signOut, now, options.siteName ?? null) : null;
     const verifyCredentials = options.verifyCredentials;
     this.flows = new Login({
       sessions,
@@ -147,6 +159,8 @@ export class Latchkey {
         this.accounts ?? (verifyCredentials ? appCredentials(verifyCredentials) : NO_PASSWORDS),
       accounts: this.accounts,
       throttle: throttleStore ? new LoginThrottle(throttleStore, now, throttle) : null,
+      devices:
+        throttle?.deviceSecret === undefined ? null : new DeviceCookies(throttle.deviceSecret),
       remember,
       signOut: this.signOut,
       reauthWindow: this.reauthWindow,
