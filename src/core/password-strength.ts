@@ -5,9 +5,9 @@ import { OverloadedError } from './errors.js';
 /**
  * zxcvbn-ts scores only this many leading characters: its matchers grow much faster than
  * linearly with length (a 1,024-character patterned password takes seconds uncapped), and a
- * longer password that is strong at 64 characters is strong anyway.
+ * longer password that is strong at 32 characters is strong anyway.
  */
-export const STRENGTH_MAX_LENGTH = 64;
+export const STRENGTH_MAX_LENGTH = 32;
 /** Passwords the estimator scores below this (0-4) are refused: "safely unguessable" starts at 3. */
 export const MIN_STRENGTH_SCORE = 3;
 /** Estimates waiting beyond this many are refused at once (a flood must not queue without end). */
