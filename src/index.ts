@@ -38,6 +38,7 @@ export {
   DataTooLargeError,
   InvalidInputError,
   LatchkeyError,
+  OverloadedError,
   SessionLimitError,
   StoreUnavailableError,
 } from './core/errors.js';

@@ -3,6 +3,7 @@ import type { UserStore } from './capabilities.js';
 import {
   CredentialError,
   checkNewPassword,
+  hashNewPassword,
   hashPassword,
   legacyUsernameKey,
   needsRehash,
@@ -34,11 +35,15 @@ export class Accounts implements PasswordCheck {
     private readonly users: UserStore,
     private readonly signOut: SignOut,
     private readonly now: () => number,
+    /** The site's name: a word a password must not lean on (with the username). */
+    private readonly siteName: string | null = null,
   ) {}
 
   /**
    * Adds an account to the user store. Throws {@link CredentialError} for an unusable username or
-   * password or a taken username (compared after width mapping, NFC and case folding).
+   * password or a taken username (compared after width mapping, NFC and case folding), and
+   * {@link OverloadedError} when too many new passwords are already waiting to be hashed. A taken
+   * name is found only after hashing, so the answer's timing does not tell taken from free.
    */
   async createUser(username: unknown, password: unknown): Promise<UserInfo> {
     const name = normalizeUsername(username);
@@ -48,19 +53,20 @@ export class Accounts implements PasswordCheck {
         'Username must be 1 to 64 letters, digits or ASCII symbols, in words separated by single spaces.',
       );
     }
-    checkNewPassword(password);
+    const accepted = await checkNewPassword(password, this.wordsOf(name));
     const key = usernameKey(name);
-    const taken = new CredentialError('username_taken', 'That username is taken.');
-    if (await callStore(() => this.users.findUserByKey(key))) throw taken;
     const record: UserRecord = {
       id: randomUUID(),
       username: name,
       usernameKey: key,
-      passwordHash: await hashPassword(password),
+      passwordHash: await hashNewPassword(accepted),
       createdAt: this.now(),
       disabled: false,
     };
-    if (!(await callStore(() => this.users.createUser(record)))) throw taken;
+    // The store refuses a taken key atomically; there is no cheaper look-up first.
+    if (!(await callStore(() => this.users.createUser(record)))) {
+      throw new CredentialError('username_taken', 'That username is taken.');
+    }
     return infoOf(record);
   }
 
@@ -87,8 +93,10 @@ export class Accounts implements PasswordCheck {
   ): Promise<boolean> {
     const signOutOthers = options.signOutOthers !== false;
     if (signOutOthers) this.signOut.requireIndex('changePassword');
-    checkNewPassword(password);
-    const passwordHash = await hashPassword(password);
+    const user = await callStore(() => this.users.findUserById(userId));
+    if (!user) return false;
+    const accepted = await checkNewPassword(password, this.wordsOf(user.username));
+    const passwordHash = await hashNewPassword(accepted);
     if (!(await callStore(() => this.users.updateUser(userId, { passwordHash })))) return false;
     // Tokens before sessions: a remember-me restore re-checks its token after writing its session.
     await this.signOut.forgetRemembered(userId);
@@ -115,6 +123,11 @@ export class Accounts implements PasswordCheck {
     if (!(await callStore(() => this.users.deleteUser(userId)))) return false;
     await this.signOut.everywhere(userId, 'deleteUser');
     return true;
+  }
+
+  /** What a password of `username` must not lean on. */
+  private wordsOf(username: string): string[] {
+    return this.siteName === null ? [username] : [username, this.siteName];
   }
 
   async check(username: string, password: string): Promise<CredentialCheck> {

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { type Algorithm, hash, verify } from '@node-rs/argon2';
-import { LatchkeyError } from './errors.js';
+import { LatchkeyError, OverloadedError } from './errors.js';
+import { MIN_STRENGTH_SCORE, passwordStrength } from './password-strength.js';
 
 export const USERNAME_MAX_LENGTH = 64;
 export const PASSWORD_MIN_LENGTH = 8;
@@ -111,8 +112,16 @@ export function passwordProblem(value: unknown): 'missing' | 'too_short' | 'too_
   return length < PASSWORD_MIN_LENGTH ? 'too_short' : null;
 }
 
-/** Throws {@link CredentialError} unless `value` is acceptable as a new password. */
-export function checkNewPassword(value: unknown): asserts value is string {
+/**
+ * Throws {@link CredentialError} unless `value` is acceptable as a new password: long enough, not
+ * on the common-password list, and scored at least {@link MIN_STRENGTH_SCORE} by zxcvbn-ts with
+ * `userInputs` (the username, the site's name) as words an attacker tries first. The refusal's
+ * message carries the estimator's feedback. Gives the password.
+ */
+export async function checkNewPassword(
+  value: unknown,
+  userInputs: readonly string[],
+): Promise<string> {
   const problem = passwordProblem(value);
   if (problem === 'too_long') {
     throw new CredentialError(
@@ -132,6 +141,16 @@ export function checkNewPassword(value: unknown): asserts value is string {
       'That password is one of the most commonly used; choose another.',
     );
   }
+  const password = value as string;
+  const strength = await passwordStrength(password, userInputs);
+  if (strength.score < MIN_STRENGTH_SCORE) {
+    const feedback = strength.feedback === '' ? '' : ` ${strength.feedback}`;
+    throw new CredentialError(
+      'weak_password',
+      `That password is too easy to guess.${feedback} A few uncommon words together are strong and easy to remember.`,
+    );
+  }
+  return password;
 }
 
 /** True for the 10,000 most common passwords (data/common-passwords.txt), in any letter case. */
@@ -148,6 +167,15 @@ export function hashPassword(password: string): Promise<string> {
   return hashing.run(() =>
     hash(normalizePassword(password), { ...ARGON2_PARAMS, algorithm: ARGON2ID }),
   );
+}
+
+/**
+ * {@link hashPassword} for a new password (sign-up, password change) through a bounded queue:
+ * at most one such hash runs at a time, so logins keep the other hashing slots, and when
+ * {@link NEW_PASSWORD_QUEUE} are already waiting it throws {@link OverloadedError} at once.
+ */
+export function hashNewPassword(password: string): Promise<string> {
+  return newPasswords.run(() => hashPassword(password));
 }
 
 /** Whether `password` matches the PHC string `phc`. A malformed hash is a mismatch, not an error. */
@@ -212,10 +240,15 @@ export class Semaphore {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(readonly limit: number) {}
+  /** `maxWaiting`: a task arriving when that many already wait throws {@link OverloadedError}. */
+  constructor(
+    readonly limit: number,
+    readonly maxWaiting = Number.POSITIVE_INFINITY,
+  ) {}
 
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) {
+      if (this.waiting.length >= this.maxWaiting) throw new OverloadedError(1);
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {
       this.active++;
@@ -268,3 +301,7 @@ function meetsBidiRule(chars: readonly string[]): boolean {
   const last = [...chars.join('').replace(TRAILING_MARKS, '')].at(-1) ?? '';
   return RTL.test(last) || DIGIT.test(last);
 }
+
+/** New-password hashes that may wait: about half a second of sign-ups at one hash at a time. */
+export const NEW_PASSWORD_QUEUE = 16;
+const newPasswords = new Semaphore(1, NEW_PASSWORD_QUEUE);

@@ -61,3 +61,14 @@ export async function callStore<T>(operation: () => Promise<T>): Promise<T> {
     throw unavailable(error);
   }
 }
+
+/**
+ * Too much password work is already queued (hashing, strength estimates): refused at once rather
+ * than queued without bound. Answer 503 with `Retry-After: retryAfterSeconds`.
+ */
+export class OverloadedError extends LatchkeyError {
+  override name = 'OverloadedError';
+  constructor(readonly retryAfterSeconds: number) {
+    super('too much password work is queued; retry shortly');
+  }
+}

@@ -1,4 +1,5 @@
 import type { SessionRecord } from './store.js';
+import type { AttemptClient } from './throttle.js';
 
 /** Everything the engine reports; records never contain a token, so events are safe to log. */
 export type SessionEvent =
@@ -25,11 +26,14 @@ export type SessionEvent =
       /** The account tried, when it exists (an unknown name is not logged: it may be a password). */
       readonly userId: string | null;
       readonly ip: string | null;
+      /** How the attempt was counted; `unknown_ip`: no client address, so no per-IP limit. */
+      readonly client: AttemptClient;
     }
   | {
       readonly type: 'login_throttled';
       readonly userId: string | null;
       readonly ip: string | null;
+      readonly client: AttemptClient;
       readonly retryAfterSeconds: number;
     }
   /** A rotated remember-me token was replayed: every session and token of the user was revoked. */

@@ -8,6 +8,7 @@ import {
 import { Accounts, type UserInfo } from './accounts.js';
 import { requireCapability, type ThrottleStore, type UserStore } from './capabilities.js';
 import { HostCookie } from './cookies.js';
+import { DeviceCookies } from './devices.js';
 import { type Duration, parseDuration } from './duration.js';
 import { ConfigError, StoreUnavailableError } from './errors.js';
 import { eventSink } from './events.js';
@@ -75,8 +76,14 @@ export interface LatchkeyOptions extends SessionOptions {
    * remember-me restore and after every login, so a deleted or disabled user cannot come back.
    */
   isActive?: IsActive;
-  /** Login attempt limits per account and per IP, counted in a store with the "throttle" capability. Off when absent. */
-  throttle?: { store: ThrottleStore } & LoginThrottleOptions;
+  /**
+   * Login and sign-up attempt limits, counted in a store with the "throttle" capability. Off when
+   * absent. `deviceSecret` (at least 32 characters; the same on every process) turns on device
+   * cookies: a browser that logged in to an account before is throttled on its own counter, so
+   * strangers' wrong guesses cannot lock the owner out. Without it, every client is throttled per
+   * account and per IP.
+   */
+  throttle?: { store: ThrottleStore; deviceSecret?: string | Buffer } & LoginThrottleOptions;
   /** "Remember me" tokens, issued when a login asks for them. Off when absent. */
   remember?: RememberOptions;
   /**
@@ -84,6 +91,11 @@ export interface LatchkeyOptions extends SessionOptions {
    * account) go through without asking for the password again. Default `"10m"`.
    */
   reauthWindow?: Duration;
+  /**
+   * The site's name, for the password-strength check of latchkey's own accounts: like the
+   * username, a word a new password must not lean on ("acme2024!" for Acme).
+   */
+  siteName?: string;
 }
 
 export type Authentication =
@@ -157,7 +169,7 @@ export class Latchkey {
       throw new ConfigError('remember.cookieName: must differ from cookieName');
     }
     this.signOut = new SignOut(options.store, sessions, remember);
-    this.accounts = users ? new Accounts(users, this.signOut, now) : null;
+    this.accounts = users ? new Accounts(users, this.signOut, now, options.siteName ?? null) : null;
     const { verifyCredentials, isActive } = options;
     if (isActive !== undefined && (!verifyCredentials || typeof isActive !== 'function')) {
       throw new ConfigError('isActive: a function, given together with verifyCredentials');
@@ -170,6 +182,8 @@ export class Latchkey {
         (verifyCredentials ? appCredentials(verifyCredentials, isActive ?? null) : NO_PASSWORDS),
       accounts: this.accounts,
       throttle: throttleStore ? new LoginThrottle(throttleStore, now, throttle) : null,
+      devices:
+        throttle?.deviceSecret === undefined ? null : new DeviceCookies(throttle.deviceSecret),
       remember,
       signOut: this.signOut,
       reauthWindow: this.reauthWindow,

@@ -1,6 +1,7 @@
 import { type Accounts, snapshotOf, type UserInfo } from './accounts.js';
 import type { HostCookie } from './cookies.js';
 import { CredentialError, passwordProblem, usernameKey } from './credentials.js';
+import type { DeviceCookies } from './devices.js';
 import { callStore } from './errors.js';
 import type { EventListener } from './events.js';
 import { noUsers, type PasswordCheck } from './password-check.js';
@@ -8,7 +9,7 @@ import type { RememberTokens } from './remember.js';
 import type { NewSession, Sessions } from './sessions.js';
 import type { SignOut } from './sign-out.js';
 import type { JsonObject, SessionRecord } from './store.js';
-import type { LoginThrottle } from './throttle.js';
+import type { AttemptClient, LoginThrottle } from './throttle.js';
 
 /** What a login or sign-up reads from untrusted input (a form or JSON body). */
 export interface Credentials {
@@ -67,7 +68,9 @@ export type SignupResult =
       readonly error: CredentialError['code'];
       /** Safe to show the person signing up. */
       readonly message: string;
-    };
+    }
+  /** Too many recent sign-ups from this IP, or from everywhere; nothing was checked. */
+  | Throttled;
 
 /** What a login is made of; the facade builds each part from its options. */
 export interface LoginParts {
@@ -77,6 +80,8 @@ export interface LoginParts {
   /** Latchkey's own accounts, for sign-up; null when the app keeps its own. */
   readonly accounts: Accounts | null;
   readonly throttle: LoginThrottle | null;
+  /** Device cookies for the throttle (OWASP's scheme); null when the throttle has no secret. */
+  readonly devices: DeviceCookies | null;
   readonly remember: RememberTokens | null;
   readonly signOut: SignOut;
   readonly reauthWindow: number;
@@ -103,15 +108,19 @@ export class Login {
     if (!input) return { ok: false, error: 'invalid_request' };
     const { passwords, remember, emit } = this.parts;
     const throttleKey = usernameKey(input.username);
-    const throttled = await this.countAttempt(throttleKey, null, context);
+    const device = this.deviceOf(context, throttleKey);
+    const throttled = await this.countAttempt(throttleKey, null, context, device);
     if (throttled) return throttled;
     const check = await passwords.check(input.username, input.password);
     if (!check.user) {
-      emit({ type: 'login_failed', userId: check.userId, ip: context.ip ?? null });
+      emit({ type: 'login_failed', userId: check.userId, ...clientOf(context, device) });
       return { ok: false, error: 'invalid_credentials' };
     }
-    await this.attemptSucceeded(throttleKey);
-    const result = await this.startLoggedIn(check.userId, check.user, context);
+    await this.attemptSucceeded(throttleKey, device);
+    const result = this.withDeviceCookie(
+      await this.startLoggedIn(check.userId, check.user, context),
+      throttleKey,
+    );
     const remembered = await this.rememberAtLogin(check.userId, credentials, context);
     // Written first, checked second: a password change, disable or delete that ran during the
     // verification is seen here, or comes later and ends what was just written.
@@ -121,7 +130,7 @@ export class Login {
       await this.parts.sessions.revoke(result.session.id);
     };
     if (!(await confirmed(check.unchanged, undo))) {
-      emit({ type: 'login_failed', userId: check.userId, ip: context.ip ?? null });
+      emit({ type: 'login_failed', userId: check.userId, ...clientOf(context, device) });
       return { ok: false, error: 'invalid_credentials' };
     }
     emit({ type: 'login_succeeded', session: result.session, via: 'password' });
@@ -146,13 +155,15 @@ export class Login {
     }
     const account = await this.parts.passwords.accountOf(session);
     if (!account) return { ok: false, error: 'reauthentication_required' };
-    const throttled = await this.countAttempt(account.key, session.userId, context);
+    const device = this.deviceOf(context, account.key);
+    const throttled = await this.countAttempt(account.key, session.userId, context, device);
     if (throttled) return throttled;
     if (!(await account.verify(password as string))) {
-      this.parts.emit({ type: 'login_failed', userId: session.userId, ip: context.ip ?? null });
+      const client = clientOf(context, device);
+      this.parts.emit({ type: 'login_failed', userId: session.userId, ...client });
       return { ok: false, error: 'reauthentication_required' };
     }
-    await this.attemptSucceeded(account.key);
+    await this.attemptSucceeded(account.key, device);
     const rotated = await this.rotateSession(session, { authenticatedAt: this.parts.now() });
     if (!rotated) return { ok: false, error: 'reauthentication_required' };
     // As at login: the account may have changed while the password was checked.
@@ -175,10 +186,20 @@ export class Login {
     );
   }
 
-  /** Creates an account (see `Accounts.createUser`) and logs it in. */
+  /** Creates an account (see `Accounts.createUser`) and logs it in; sign-ups are throttled. */
   async signup(credentials: Credentials, context: LoginContext = {}): Promise<SignupResult> {
-    const accounts = this.parts.accounts;
+    const { accounts, throttle } = this.parts;
     if (!accounts) throw noUsers();
+    if (throttle) {
+      const outcome = await callStore(() => throttle.signup(context.ip ?? null));
+      if (!outcome.allowed) {
+        return {
+          ok: false,
+          error: 'too_many_attempts',
+          retryAfterSeconds: outcome.retryAfterSeconds,
+        };
+      }
+    }
     let user: UserInfo;
     try {
       user = await accounts.createUser(credentials?.username, credentials?.password);
@@ -186,7 +207,8 @@ export class Login {
       if (!(error instanceof CredentialError)) throw error;
       return { ok: false, error: error.code, message: error.message };
     }
-    return this.startLoggedIn(user.id, snapshotOf(user), context);
+    const started = await this.startLoggedIn(user.id, snapshotOf(user), context);
+    return this.withDeviceCookie(started, usernameKey(user.username));
   }
 
   /**
@@ -310,20 +332,33 @@ export class Login {
     key: string,
     userId: string | null,
     context: LoginContext,
+    device: string | null,
   ): Promise<Throttled | null> {
     const throttle = this.parts.throttle;
     if (!throttle) return null;
-    const ip = context.ip ?? null;
-    const outcome = await callStore(() => throttle.attempt(key, ip));
+    const outcome = await callStore(() => throttle.attempt(key, context.ip ?? null, device));
     if (outcome.allowed) return null;
     const { retryAfterSeconds } = outcome;
-    this.parts.emit({ type: 'login_throttled', userId, ip, retryAfterSeconds });
+    const client = clientOf(context, device);
+    this.parts.emit({ type: 'login_throttled', userId, ...client, retryAfterSeconds });
     return { ok: false, error: 'too_many_attempts', retryAfterSeconds };
   }
 
-  private async attemptSucceeded(key: string): Promise<void> {
+  private async attemptSucceeded(key: string, device: string | null): Promise<void> {
     const throttle = this.parts.throttle;
-    if (throttle) await callStore(() => throttle.succeeded(key));
+    if (throttle) await callStore(() => throttle.succeeded(key, device));
+  }
+
+  /** The request's verified device id for the account `key`, or null (an untrusted client). */
+  private deviceOf(context: LoginContext, key: string): string | null {
+    return this.parts.devices?.deviceOf(context.cookie, key) ?? null;
+  }
+
+  /** A logged-in browser becomes (or stays) a known device of the account: a fresh cookie. */
+  private withDeviceCookie<T extends StartedSession>(started: T, key: string): T {
+    const devices = this.parts.devices;
+    if (!devices) return started;
+    return { ...started, setCookie: [...started.setCookie, devices.issue(key)] };
   }
 
   private async startLoggedIn(
@@ -352,6 +387,15 @@ async function confirmed(
     if (!holds) await undo();
   }
   return holds;
+}
+
+/** The event fields that say how an attempt was counted (see {@link AttemptClient}). */
+function clientOf(
+  context: LoginContext,
+  device: string | null,
+): { ip: string | null; client: AttemptClient } {
+  const ip = context.ip ?? null;
+  return { ip, client: device !== null ? 'device' : ip === null ? 'unknown_ip' : 'ip' };
 }
 
 const NOTHING_RESTORED = Object.freeze({ session: null, setCookie: Object.freeze([]) });

@@ -1,12 +1,21 @@
-import { type LoginResult, RETRY_AFTER_SECONDS, StoreUnavailableError } from '../index.js';
+import {
+  type LoginResult,
+  OverloadedError,
+  RETRY_AFTER_SECONDS,
+  StoreUnavailableError,
+} from '../index.js';
 import { htmlReply, jsonReply, type Reply } from './http.js';
 import { isApi } from './request.js';
 import { messagePage, type Viewer } from './views.js';
 
 // The server's stock answers: the same for every route, as a page or as JSON by path.
 
-/** Ends the browser's copy of everything this origin stored (a sign-out). */
-export const CLEAR_SITE_DATA = { 'clear-site-data': '"cache", "cookies", "storage"' };
+/**
+ * Ends the browser's cached pages and stored data at sign-out. Not `"cookies"`: that would also
+ * wipe the device cookie, which must outlive logout so its owner is never locked out by
+ * strangers' guesses (see `throttle.deviceSecret`); the session cookies are cleared by Set-Cookie.
+ */
+export const CLEAR_SITE_DATA = { 'clear-site-data': '"cache", "storage"' };
 
 /** `Retry-After` while the store is down. */
 export function retryAfter(): Record<string, string> {
@@ -79,8 +88,17 @@ export function notAllowed(path: string, allow: string): Reply {
   });
 }
 
-/** A store outage is a 503 to retry; anything else a 500 that reveals nothing. */
+/**
+ * A store outage, or more password work queued than the server takes (a sign-up flood), is a
+ * 503 to retry; anything else a 500 that reveals nothing.
+ */
 export function failure(path: string, error: unknown, onError?: (error: unknown) => void): Reply {
+  if (error instanceof OverloadedError) {
+    const headers = retryAfterIn(error.retryAfterSeconds);
+    if (isApi(path)) return jsonReply(503, { error: 'overloaded' }, { headers });
+    const page = messagePage('Busy', 'The server is busy. Please retry in a moment.');
+    return htmlReply(503, page, { headers });
+  }
   if (error instanceof StoreUnavailableError) {
     const headers = retryAfter();
     if (isApi(path)) return jsonReply(503, { error: 'unavailable' }, { headers });

@@ -31,7 +31,8 @@ const SHUTDOWN_GRACE_MS = 10_000;
 
 /** Opens the store and listens. Rejects when the store cannot be opened or the port is taken. */
 export async function startServer(config: Settings): Promise<RunningServer> {
-  const csrf = new CsrfTokens(loadSecret(config.secretFile));
+  const secret = loadSecret(config.secretFile);
+  const csrf = new CsrfTokens(secret);
   const tls = config.tlsCert && config.tlsKey ? readTls(config.tlsCert, config.tlsKey) : null;
   // One stream for standard output: the server log, and the audit log unless it has a file.
   const stdout = stdoutDestination(process.stdout.isTTY === true);
@@ -58,7 +59,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
     const latchkey = new Latchkey({
       store,
       users,
-      throttle: { store },
+      throttle: { store, deviceSecret: secret },
       remember: { store: users },
       idleTimeout: config.idleTimeout,
       absoluteTimeout: config.absoluteTimeout,
@@ -66,6 +67,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       reauthWindow: config.reauthWindow,
       cookieName: config.cookieName,
       allowUnprefixedCookieName: config.insecureCookieName,
+      siteName: 'latchkey',
       onEvent: observeEvents(metrics, auditLog(audit)),
     });
     const app = createApp({

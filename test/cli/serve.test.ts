@@ -142,7 +142,7 @@ describe('latchkey serve, run as the built CLI, walks the seed sequence diagram'
     expect(logout.headers.getSetCookie()[0]).toMatch(
       /^__Host-session=; Max-Age=0; Path=\/;.*Expires=Thu, 01 Jan 1970/,
     );
-    expect(logout.headers.get('clear-site-data')).toBe('"cache", "cookies", "storage"');
+    expect(logout.headers.get('clear-site-data')).toBe('"cache", "storage"');
     expect((await page(`${url}/dashboard`, second)).status).toBe(303);
     expect((await me(url, second)).status).toBe(401);
   });

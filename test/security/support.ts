@@ -332,8 +332,9 @@ export class Browser {
     return res;
   }
 
-  /** Applies a response's Set-Cookie headers to the jar. */
+  /** Applies a response's `Clear-Site-Data: "cookies"` and Set-Cookie headers to the jar, as a browser does. */
   absorb(res: Res): void {
+    if (/"(cookies|\*)"/.test(res.headers.get('clear-site-data') ?? '')) this.jar.clear();
     for (const cookie of res.setCookies) {
       if (cookie.value === '' || isClearing(cookie)) this.jar.delete(cookie.name);
       else this.jar.set(cookie.name, cookie.value);

@@ -87,6 +87,47 @@ describe('timing', () => {
     expect(paired).toBeLessThan(0.05);
   }, 120_000);
 
+  it('12.4: a taken username and a free one take the same time at sign-up (medians within 5%, 80 samples each)', async () => {
+    const timedSignup = async (username: string) => {
+      const body = JSON.stringify({ username, password: strongPassword() });
+      const start = performance.now();
+      const response = await fetch(`${server.url}/api/signup`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          origin: server.origin,
+          'x-forwarded-for': freshIp(),
+        },
+        body,
+      });
+      await response.arrayBuffer();
+      return { ms: performance.now() - start, status: response.status };
+    };
+    await timedSignup(uniqueName('warm'));
+    await timedSignup(accounts[0] as string);
+    const taken: number[] = [];
+    const free: number[] = [];
+    for (let i = 0; i < 80; i++) {
+      const runTaken = () => timedSignup(accounts[i % accounts.length] as string);
+      const runFree = () => timedSignup(uniqueName('fresh'));
+      const pair = i % 2 === 0 ? [runTaken, runFree] : [runFree, runTaken];
+      for (const run of pair) {
+        const result = await run();
+        expect(result.status).toBe(run === runTaken ? 409 : 201);
+        (run === runTaken ? taken : free).push(result.ms);
+      }
+    }
+    const mt = median(taken);
+    const mf = median(free);
+    const gap = Math.abs(mt - mf) / Math.min(mt, mf);
+    const paired = Math.abs(median(taken.map((t, i) => t - (free[i] as number)))) / mf;
+    console.info(
+      `12.4: median sign-up taken ${mt.toFixed(2)} ms, free ${mf.toFixed(2)} ms, gap ${(gap * 100).toFixed(2)}%, paired gap ${(paired * 100).toFixed(2)}% (80 samples each)`,
+    );
+    expect(gap).toBeLessThan(0.05);
+    expect(paired).toBeLessThan(0.05);
+  }, 120_000);
+
   it('31: a 1 MB (or 1,025-character) password is refused without hashing: the server spends far less than one verification on it', async () => {
     const account = accounts[0] as string;
     const verify: number[] = [];

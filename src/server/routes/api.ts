@@ -82,6 +82,7 @@ export function apiRoutes(site: Site, actions: Actions): Routes {
         if (!body.ok) return body.reply;
         const result = await actions.signup(ctx, body.value);
         if (!result.ok) {
+          if (result.error === 'too_many_attempts') return throttledJson(result.retryAfterSeconds);
           const status = result.error === 'username_taken' ? 409 : 400;
           return jsonReply(status, { error: result.error, message: result.message });
         }

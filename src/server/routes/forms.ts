@@ -176,6 +176,11 @@ export function formRoutes(site: Site, actions: Actions): Routes {
           const { username, password } = post.fields;
           const result = await actions.signup(ctx, { username, password });
           if (result.ok) return signedIn(result.setCookie, post.next);
+          if (result.error === 'too_many_attempts') {
+            const { retryAfterSeconds } = result;
+            const page = signupPage({ ...shown(post), csrf, error: tooMany(retryAfterSeconds) });
+            return htmlReply(429, page, { headers: retryAfterIn(retryAfterSeconds) });
+          }
           const page = signupPage({ ...shown(post), csrf, error: result.message });
           return htmlReply(result.error === 'username_taken' ? 409 : 400, page);
         },
