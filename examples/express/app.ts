@@ -23,11 +23,13 @@ export interface StartOptions {
   idleTimeout?: Duration;
   /** Sessions live here; users always live in memory. */
   store?: SessionStore;
+  /** Tests move time by hand instead of sleeping. */
+  clock?: () => number;
 }
 
-export async function start({ port = 3000, idleTimeout = '30m', store }: StartOptions = {}) {
+export async function start({ port = 3000, idleTimeout = '30m', store, clock }: StartOptions = {}) {
   const users = new MemoryStore();
-  const latchkey = new Latchkey({ store: store ?? users, users, idleTimeout });
+  const latchkey = new Latchkey({ store: store ?? users, users, idleTimeout, clock });
   await latchkey.createUser(demoUser.username, demoUser.password);
 
   const app = express();

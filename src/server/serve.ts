@@ -59,7 +59,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       store,
       users,
       throttle: { store },
-      remember: { store: users },
+      remember: { store: users, graceWindow: config.rememberGrace },
       idleTimeout: config.idleTimeout,
       absoluteTimeout: config.absoluteTimeout,
       touchInterval: config.touchInterval,
