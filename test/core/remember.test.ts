@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ConfigError, HostCookie, MemoryStore } from 'latchkey';
+import { ConfigError, type Duration, HostCookie, MemoryStore } from 'latchkey';
 import { describe, expect, it } from 'vitest';
 import { RememberTokens, rememberTokensOf } from '../../src/core/remember.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -107,7 +107,7 @@ describe('remember-me tokens', () => {
     expect((await tokens.use(first)).status).toBe('valid');
     clock.advance(1);
     expect((await tokens.use(first)).status).toBe('theft');
-    for (const graceWindow of ['61s', 'soon']) {
+    for (const graceWindow of ['61s', 'soon'] as Duration[]) {
       expect(() => rememberTokensOf({ store: new MemoryStore(), graceWindow }, clock.now)).toThrow(
         ConfigError,
       );
