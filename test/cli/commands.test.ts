@@ -336,7 +336,7 @@ describe('latchkey config check', () => {
   it.each([
     [['--idle-timeout', 'soon'], /idleTimeout|--idle-timeout/],
     [['--idle-timeout', '2h', '--absolute-timeout', '1h'], /must not exceed/],
-    [['--remember-grace', '2m'], /--remember-grace must be at most 1m/],
+    [['--remember-grace', '2m'], /rememberGrace \(--remember-grace 2m\) must be at most 1m/],
     [['--port', '70000'], /is not a port number/],
   ])('a bad setting %j exits 2 with the key and the reason', async (args, reason) => {
     const result = await runCli(['config', 'check', ...args, ...db]);

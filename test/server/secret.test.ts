@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from 'latchkey';
@@ -20,28 +28,40 @@ function dir(): string {
 /** The built loadSecret (test/global-setup.ts builds dist/), as `latchkey serve` runs it. */
 const BUILT = fileURLToPath(new URL('../../dist/server/secret.js', import.meta.url));
 
-/** Starts `count` processes that call loadSecret(path) at the same instant; gives what each read. */
-function loadTogether(path: string, count: number): Promise<string[]> {
-  const at = Date.now() + 400;
-  const script = `import { loadSecret } from ${JSON.stringify(BUILT)};
-while (Date.now() < ${at});
+/**
+ * Starts `count` processes that each call loadSecret(path) once all of them are up (a "go" file
+ * appears), so they race for the missing file as servers started together do; gives what each read.
+ */
+async function loadTogether(path: string, count: number): Promise<string[]> {
+  const go = `${path}.go`;
+  const script = `import { existsSync } from 'node:fs';
+import { loadSecret } from ${JSON.stringify(BUILT)};
+process.stdout.write('ready\\n');
+while (!existsSync(${JSON.stringify(go)}));
 try { process.stdout.write(loadSecret(${JSON.stringify(path)})); }
 catch (error) { process.stdout.write('error: ' + error.message); }`;
-  return Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<string>((resolve, reject) => {
-          const child = spawn(process.execPath, ['--input-type=module', '-e', script]);
-          let out = '';
-          child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-            out += chunk;
-          });
-          child.on('error', reject);
-          child.on('close', () => resolve(out));
-        }),
-    ),
-  );
+  const ready: Promise<void>[] = [];
+  const results = Array.from({ length: count }, () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script]);
+    let out = '';
+    ready.push(
+      new Promise((resolve) => {
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          out += chunk;
+          if (out.startsWith('ready\n')) resolve();
+        });
+      }),
+    );
+    return new Promise<string>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', () => resolve(out.replace(/^ready\n/, '')));
+    });
+  });
+  await Promise.all(ready);
+  writeFileSync(go, '');
+  const read = await Promise.all(results);
+  rmSync(go);
+  return read;
 }
 
 describe('the server secret file', () => {
@@ -103,10 +123,10 @@ describe('the server secret file', () => {
   });
 
   it('servers starting together all read the one whole secret, never an empty file', async () => {
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < 2; round++) {
       const folder = dir();
       const path = join(folder, 'secret');
-      const read = await loadTogether(path, 6);
+      const read = await loadTogether(path, 4);
       const written = readFileSync(path, 'utf8').trim();
       expect(written).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(read).toEqual(read.map(() => written));
