@@ -43,13 +43,11 @@ export default defineConfig({
       // In-process code only: `latchkey serve` and CLI children run dist/ and are not measured.
       include: ['src/core/**/*.ts', 'src/stores/**/*.ts', 'src/server/**/*.ts', 'src/cli/**/*.ts'],
       reporter: ['text-summary', 'text'],
-      // Per directory, a little below a full run's figures (see CHANGELOG); raise, never lower.
-      thresholds: {
-        'src/core/**/*.ts': { lines: 90 },
-        'src/stores/**/*.ts': { lines: 0 },
-        'src/server/**/*.ts': { lines: 0 },
-        'src/cli/**/*.ts': { lines: 0 },
-      },
+      // Figures even when a test fails, so a red run still shows where coverage stands.
+      reportOnFailure: true,
+      // src/core keeps its gate; src/stores, src/server and src/cli get theirs from the next full
+      // run's figures (a little below, since other branches merge in); raise, never lower.
+      thresholds: { 'src/core/**/*.ts': { lines: 90 } },
     },
   },
 });
