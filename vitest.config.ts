@@ -40,9 +40,14 @@ export default defineConfig({
     coverage: {
       enabled: true,
       provider: 'v8',
-      include: ['src/core/**/*.ts'],
-      reporter: ['text'],
-      thresholds: { lines: 90 },
+      // In-process code only: `latchkey serve` and CLI children run dist/ and are not measured.
+      include: ['src/core/**/*.ts', 'src/stores/**/*.ts', 'src/server/**/*.ts', 'src/cli/**/*.ts'],
+      reporter: ['text-summary', 'text'],
+      // Figures even when a test fails, so a red run still shows where coverage stands.
+      reportOnFailure: true,
+      // src/core keeps its gate; src/stores, src/server and src/cli get theirs from the next full
+      // run's figures (a little below, since other branches merge in); raise, never lower.
+      thresholds: { 'src/core/**/*.ts': { lines: 90 } },
     },
   },
 });

@@ -26,9 +26,11 @@ export interface StartOptions {
   idleTimeout?: Duration;
   /** Sessions live here; users always live in memory. */
   store?: SessionStore;
+  /** Tests move time by hand instead of sleeping. */
+  clock?: () => number;
 }
 
-export async function start({ port = 3000, idleTimeout = '30m', store }: StartOptions = {}) {
+export async function start({ port = 3000, idleTimeout = '30m', store, clock }: StartOptions = {}) {
   const users = new MemoryStore();
   // The throttle counts failed logins per account and per IP (here in memory, with the users).
   const latchkey = new Latchkey({
@@ -36,6 +38,7 @@ export async function start({ port = 3000, idleTimeout = '30m', store }: StartOp
     users,
     throttle: { store: users },
     idleTimeout,
+    clock,
   });
   await latchkey.createUser(demoUser.username, demoUser.password);
 

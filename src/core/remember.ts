@@ -12,12 +12,17 @@ export interface RememberOptions {
   cookieName?: string;
   /** Life of a token chain from its password login; rotation never extends it. Default and most `"30d"`. */
   maxAge?: Duration;
+  /**
+   * How long a rotated token still yields its successor, so parallel tabs stay in; after it, a
+   * replay is theft. Default `"10s"`, at most `"1m"`.
+   */
+  graceWindow?: Duration;
 }
 
 /** NIST SP 800-63B 7.2 (AAL1 reauthentication): remember-me lasts at most 30 days. */
 const MAX_LIFETIME_MS = 30 * 24 * 3_600_000;
-/** A rotated token still yields its successor this long: parallel tabs stay in. */
-const GRACE_MS = 10_000;
+/** A longer grace window would let a stolen token go unnoticed for longer. */
+const MAX_GRACE_MS = 60_000;
 
 /** `selector.validator`: 16 + 32 random bytes, base64url. */
 const REMEMBER_VALUE = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
@@ -141,8 +146,10 @@ export function rememberTokensOf(
   const store = requireCapability(options.store, 'remember', 'remember.store');
   const lifetimeMs = parseDuration(options.maxAge ?? '30d', 'remember.maxAge');
   if (lifetimeMs > MAX_LIFETIME_MS) throw new ConfigError('remember.maxAge: at most 30d');
+  const graceMs = parseDuration(options.graceWindow ?? '10s', 'remember.graceWindow');
+  if (graceMs > MAX_GRACE_MS) throw new ConfigError('remember.graceWindow: at most 1m');
   const cookie = new HostCookie(options.cookieName ?? '__Host-remember', { allowUnprefixed });
-  return new RememberTokens(store, cookie, { lifetimeMs, graceMs: GRACE_MS, now });
+  return new RememberTokens(store, cookie, { lifetimeMs, graceMs, now });
 }
 
 function hash(validator: string): string {

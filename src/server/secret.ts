@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ConfigError } from '../index.js';
 
 /**
@@ -7,15 +7,7 @@ import { ConfigError } from '../index.js';
  * Every process serving one site must read the same file.
  */
 export function loadSecret(path: string): string {
-  try {
-    writeFileSync(path, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new ConfigError(
-        `--secret-file ${path}: cannot create it (${(error as Error).message})`,
-      );
-    }
-  }
+  createOnce(path);
   let secret: string;
   try {
     secret = readFileSync(path, 'utf8').trim();
@@ -26,4 +18,30 @@ export function loadSecret(path: string): string {
     throw new ConfigError(`--secret-file ${path}: holds less than 32 characters of secret`);
   }
   return secret;
+}
+
+/**
+ * Writes a new secret to a temporary file, then links it into place: `path` appears with its
+ * whole secret or not at all, so a server starting at the same moment never reads it half
+ * written. A link, unlike a rename, never replaces a secret another server has already read.
+ * An existing file is left alone (it may sit in a read-only directory).
+ */
+function createOnce(path: string): void {
+  if (existsSync(path)) return;
+  const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    writeFileSync(temporary, `${randomBytes(32).toString('base64url')}\n`, {
+      mode: 0o600,
+      flag: 'wx',
+    });
+    linkSync(temporary, path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new ConfigError(
+        `--secret-file ${path}: cannot create it (${(error as Error).message})`,
+      );
+    }
+  } finally {
+    rmSync(temporary, { force: true });
+  }
 }

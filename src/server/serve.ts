@@ -60,7 +60,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       store,
       users,
       throttle: { store, deviceSecret: secret },
-      remember: { store: users },
+      remember: { store: users, graceWindow: config.rememberGrace },
       idleTimeout: config.idleTimeout,
       absoluteTimeout: config.absoluteTimeout,
       touchInterval: config.touchInterval,

@@ -76,6 +76,12 @@ const SETTINGS = [
     default: '10m',
     help: 'how long after a password login sensitive changes need no password again',
   },
+  {
+    key: 'rememberGrace',
+    kind: duration(),
+    default: '10s',
+    help: 'how long a used remember-me token still works (parallel tabs); a later replay is theft and signs the user out everywhere; at most 1m',
+  },
   { key: 'allowSignup', kind: flag, help: 'let visitors create accounts' },
   {
     key: 'cookieName',
@@ -153,6 +159,7 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
     broken: (s) => s.idleTimeout > s.absoluteTimeout,
     message: '{idleTimeout} must not exceed {absoluteTimeout}',
   },
+  { broken: (s) => s.rememberGrace > 60_000, message: '{rememberGrace} must be at most 1m' },
   {
     broken: (s) => (s.tlsCert === null) !== (s.tlsKey === null),
     message: '{tlsCert} and {tlsKey}: give both or neither',

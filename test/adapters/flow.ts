@@ -1,5 +1,6 @@
 import { type Duration, MemoryStore, type SessionStore } from 'latchkey';
 import { afterEach, expect, it } from 'vitest';
+import { movableClock } from '../helpers/clock.js';
 
 /** What every example app's `start()` gives back. */
 export interface RunningExample {
@@ -11,6 +12,8 @@ export type StartExample = (options: {
   port: number;
   idleTimeout: Duration;
   store?: SessionStore;
+  /** The app's clock: the flow moves it past the idle timeout instead of sleeping. */
+  clock: () => number;
 }) => Promise<RunningExample>;
 
 export const demoUser = { username: 'ada', password: 'correct horse battery staple' };
@@ -24,11 +27,13 @@ const API = { accept: 'application/json' } as const;
  */
 export function seedFlowTests(start: StartExample, options: { outage?: boolean } = {}): void {
   const running: RunningExample[] = [];
+  let clock = movableClock();
   afterEach(async () => {
     await Promise.all(running.splice(0).map((app) => app.close()));
+    clock = movableClock();
   });
   async function boot(store?: SessionStore): Promise<string> {
-    const app = await start({ port: 0, idleTimeout: '1s', store });
+    const app = await start({ port: 0, idleTimeout: '1s', store, clock: clock.now });
     running.push(app);
     return app.url;
   }
@@ -41,7 +46,7 @@ export function seedFlowTests(start: StartExample, options: { outage?: boolean }
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('Hello, ada');
 
-    await sleep(1100);
+    clock.advance(1001);
     const api = await get(url, '/api/me', cookie, API);
     expect(api.status).toBe(401);
     expect(await api.json()).toEqual({ error: 'unauthenticated' });
@@ -223,8 +228,4 @@ export function flakyStore(): { store: SessionStore; setDown(down: boolean): voi
     },
   });
   return { store, setDown: (value) => (down = value) };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -11,8 +11,16 @@ type Handler = (request: Request) => Response | Promise<Response>;
  * real node:http server turning requests into Web `Request`s, `proxy.ts` for the paths its
  * matcher names, the route handlers by path, and app/dashboard/page.tsx's one line of logic.
  */
-async function start({ idleTimeout }: { idleTimeout: Duration }): Promise<RunningExample> {
+async function start({
+  idleTimeout,
+  clock,
+}: {
+  idleTimeout: Duration;
+  clock: () => number;
+}): Promise<RunningExample> {
   process.env.LATCHKEY_IDLE_TIMEOUT = String(idleTimeout);
+  // lib/latchkey.ts takes no clock (a Next.js app has no place to pass one): it reads Date.now.
+  const now = vi.spyOn(Date, 'now').mockImplementation(clock);
   vi.resetModules(); // a fresh lib/latchkey.ts (store, options) for every app
   const lib = await import('../../examples/next/lib/latchkey.js');
   const { proxy } = await import('../../examples/next/proxy.js');
@@ -40,7 +48,10 @@ async function start({ idleTimeout }: { idleTimeout: Duration }): Promise<Runnin
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      now.mockRestore();
+    },
   };
 }
 

@@ -1,12 +1,20 @@
+import { existsSync } from 'node:fs';
 import { Latchkey } from 'latchkey';
 import { SqliteStore } from 'latchkey/stores/sqlite';
-import { afterAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addUser, runCli, tempDir } from '../helpers/cli.js';
+import { POSTGRES_URL, postgresUnavailable, randomSchema } from '../helpers/postgres-server.js';
 
 const PASSWORD = 'correct horse battery';
-const temp = tempDir();
-const db = ['--db', temp.db];
-afterAll(() => temp.remove());
+// Every test has a directory (and SQLite file) of its own: no test sees another's users or sessions.
+let temp: ReturnType<typeof tempDir>;
+let db: string[];
+beforeEach(() => {
+  temp = tempDir();
+  db = ['--db', temp.db];
+});
+afterEach(() => temp.remove());
 
 /** Opens the same SQLite file the CLI writes, as a server would. */
 async function withLatchkey<T>(
@@ -31,6 +39,8 @@ const COMMANDS = [
   'sessions revoke',
   'sessions revoke-user',
   'sweep',
+  'migrate',
+  'config check',
   'serve',
 ];
 
@@ -233,7 +243,116 @@ describe('latchkey sessions and sweep', () => {
   });
 
   it('LATCHKEY_DB is the default database, like --db', async () => {
+    await addUser(temp.db, 'envy', PASSWORD);
     const result = await runCli(['user', 'list', '--json'], { env: { LATCHKEY_DB: temp.db } });
-    expect(result.stdout).toContain('"username":"sess"');
+    expect(result.stdout).toContain('"username":"envy"');
   });
 });
+
+const postgres = await postgresUnavailable();
+
+describe('latchkey migrate', () => {
+  it('on the SQLite file there is nothing to migrate', async () => {
+    const result = await runCli(['migrate', ...db]);
+    expect(result).toMatchObject({
+      code: 0,
+      stdout: 'nothing to migrate: only PostgreSQL stores have migrations\n',
+      stderr: '',
+    });
+  });
+
+  it.skipIf(postgres !== null && process.env.LATCHKEY_REQUIRE_SERVICES !== '1')(
+    'on a new PostgreSQL database applies the schema once; a second run finds it up to date',
+    async () => {
+      if (postgres !== null) throw new Error(postgres);
+      const name = randomSchema();
+      await adminQuery(`CREATE DATABASE ${name}`);
+      try {
+        const url = new URL(POSTGRES_URL);
+        url.pathname = `/${name}`;
+        const store = ['--store', url.toString()];
+        const first = await runCli(['migrate', ...store, ...db]);
+        expect(first).toMatchObject({
+          code: 0,
+          stdout: 'applied migration 1; schema at version 1\n',
+        });
+        const again = await runCli(['migrate', ...store, ...db]);
+        expect(again).toMatchObject({ code: 0, stdout: 'schema up to date (version 1)\n' });
+        const tables = await adminQuery(
+          `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'latchkey'`,
+          url.toString(),
+        );
+        expect(tables[0]?.n).toBeGreaterThanOrEqual(4);
+      } finally {
+        await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      }
+    },
+  );
+
+  it('an unreachable store fails with exit 1 and the password masked', async () => {
+    const result = await runCli([
+      'migrate',
+      '--store',
+      'postgres://app:hunter2@127.0.0.1:1/none',
+      ...db,
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/cannot reach/);
+    expect(result.stdout + result.stderr).not.toContain('hunter2');
+  });
+});
+
+describe('latchkey config check', () => {
+  it('prints each setting with its source, and where sessions and users live', async () => {
+    const result = await runCli(['config', 'check', '--idle-timeout', '5m', ...db], {
+      env: { LATCHKEY_TOUCH_INTERVAL: '30s' },
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout.split('\n')[0]).toMatch(/^KEY\s+VALUE\s+FROM$/);
+    expect(result.stdout).toMatch(/^idleTimeout\s+5m\s+--idle-timeout$/m);
+    expect(result.stdout).toMatch(/^touchInterval\s+30s\s+LATCHKEY_TOUCH_INTERVAL$/m);
+    expect(result.stdout).toMatch(/^absoluteTimeout\s+12h\s+default$/m);
+    expect(result.stdout).toMatch(/^rememberGrace\s+10s\s+default$/m);
+    expect(result.stdout).toMatch(new RegExp(`^sessions\\s.*${temp.db}`, 'm'));
+    expect(result.stderr).toBe('');
+  });
+
+  it('contacts no store and creates no file', async () => {
+    const result = await runCli([
+      'config',
+      'check',
+      '--json',
+      '--store',
+      'postgres://app:hunter2@127.0.0.1:1/none',
+      ...db,
+    ]);
+    expect(result.code).toBe(0);
+    const shown = JSON.parse(result.stdout);
+    expect(shown.store).toBe('postgres://app:***@127.0.0.1:1/none');
+    expect(shown.stores.sessions.at).not.toContain('hunter2');
+    expect(existsSync(temp.db)).toBe(false);
+  });
+
+  it.each([
+    [['--idle-timeout', 'soon'], /idleTimeout|--idle-timeout/],
+    [['--idle-timeout', '2h', '--absolute-timeout', '1h'], /must not exceed/],
+    [['--remember-grace', '2m'], /rememberGrace \(--remember-grace 2m\) must be at most 1m/],
+    [['--port', '70000'], /is not a port number/],
+  ])('a bad setting %j exits 2 with the key and the reason', async (args, reason) => {
+    const result = await runCli(['config', 'check', ...args, ...db]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(reason);
+    expect(result.stdout).toBe('');
+  });
+});
+
+/** One statement on the shared PostgreSQL server (or the database at `url`). */
+async function adminQuery(text: string, url = POSTGRES_URL): Promise<Array<{ n?: number }>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows;
+  } finally {
+    await client.end();
+  }
+}

@@ -198,6 +198,64 @@ describe('re-authentication', () => {
   });
 });
 
+describe('isRecentLogin and logoutEverywhere', () => {
+  it('isRecentLogin is true through reauthWindow after a password login, false one ms later', async () => {
+    const { auth, clock } = await setup();
+    const login = await auth.login({ username: 'ada', password: PASSWORD });
+    if (!login.ok) throw new Error('login failed');
+    expect(auth.isRecentLogin(login.session)).toBe(true);
+    clock.advance(10 * MINUTE);
+    expect(auth.isRecentLogin(login.session)).toBe(true);
+    clock.advance(1);
+    expect(auth.isRecentLogin(login.session)).toBe(false);
+  });
+
+  it('isRecentLogin is false for a session restored from remember-me, even a second later', async () => {
+    const { auth, clock } = await setup();
+    const login = await auth.login({ username: 'ada', password: PASSWORD, remember: true });
+    if (!login.ok) throw new Error('login failed');
+    await auth.revoke(login.session.id);
+    clock.advance(1000);
+    const restored = await auth.authenticate(
+      requestWith([cookieNamed(login.setCookie, '__Host-remember')]),
+    );
+    signedIn(restored);
+    expect(restored.session.authenticatedAt).toBe(login.session.authenticatedAt);
+    expect(auth.isRecentLogin(restored.session)).toBe(false);
+  });
+
+  it('logoutEverywhere ends every session and remember-me token of the user, and no one else’s', async () => {
+    const { auth, clock, store, user } = await setup();
+    const grace = await auth.createUser('grace', PASSWORD);
+    const logins = [];
+    for (let i = 0; i < 3; i++) {
+      const login = await auth.login({ username: 'ada', password: PASSWORD, remember: true });
+      if (!login.ok) throw new Error('login failed');
+      logins.push(login);
+      clock.advance(MINUTE);
+    }
+    const other = await auth.login({ username: 'grace', password: PASSWORD, remember: true });
+    if (!other.ok) throw new Error('login failed');
+    expect(await auth.listSessions(user.id)).toHaveLength(3);
+
+    await auth.logoutEverywhere(user.id);
+    expect(await auth.listSessions(user.id)).toEqual([]);
+    for (const login of logins) {
+      expect((await auth.authenticate(requestWith(login.setCookie))).ok).toBe(false);
+      const remember = cookieNamed(login.setCookie, '__Host-remember');
+      expect((await auth.authenticate(requestWith([remember]))).ok).toBe(false);
+    }
+    expect(await store.deleteRememberByUser(user.id)).toBe(0);
+    // Another user is untouched: session and remember-me token both still work.
+    expect(await auth.listSessions(grace.id)).toHaveLength(1);
+    signedIn(await auth.authenticate(requestWith(other.setCookie)));
+    await auth.revoke(other.session.id);
+    signedIn(
+      await auth.authenticate(requestWith([cookieNamed(other.setCookie, '__Host-remember')])),
+    );
+  });
+});
+
 describe('new passwords', () => {
   it('refuses the most common passwords in any letter case, with their own code', async () => {
     const { auth } = await setup();

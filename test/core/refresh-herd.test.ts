@@ -1,12 +1,12 @@
 import { Latchkey, MemoryStore, type SessionRecord, type SessionStore } from 'latchkey';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../helpers/clock.js';
 import { countCalls } from '../helpers/counting-store.js';
 
 const MINUTE = 60_000;
 
 /** A store whose reads answer what it held before the writes still in flight (like a replica or cache). */
-function slowTouches(inner: SessionStore): SessionStore & { release(): void } {
+function slowTouches(inner: SessionStore): SessionStore & { release(): void; pending(): number } {
   const waiting: (() => void)[] = [];
   return Object.assign(Object.create(inner) as SessionStore, {
     get: (id: string) => inner.get(id),
@@ -17,6 +17,7 @@ function slowTouches(inner: SessionStore): SessionStore & { release(): void } {
     release: () => {
       for (const done of waiting.splice(0)) done();
     },
+    pending: () => waiting.length,
   });
 }
 
@@ -29,7 +30,11 @@ describe('sliding refresh under concurrency', () => {
     const { token, session } = await latchkey.create('user-1');
     clock.advance(2 * MINUTE);
     const pending = Array.from({ length: 50 }, () => latchkey.validate(token));
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // Every request has read the session and one refresh is in flight: release it only then.
+    await vi.waitFor(() => {
+      expect(calls.get).toBe(50);
+      expect(slow.pending()).toBe(1);
+    });
     slow.release();
     const results = await Promise.all(pending);
     expect(calls.touch).toBe(1);
@@ -41,7 +46,10 @@ describe('sliding refresh under concurrency', () => {
     // The next interval writes again, once.
     clock.advance(2 * MINUTE);
     const next = Array.from({ length: 10 }, () => latchkey.validate(token));
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await vi.waitFor(() => {
+      expect(calls.get).toBe(60);
+      expect(slow.pending()).toBe(1);
+    });
     slow.release();
     await Promise.all(next);
     expect(calls.touch).toBe(2);

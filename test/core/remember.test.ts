@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { HostCookie, MemoryStore } from 'latchkey';
+import { ConfigError, type Duration, HostCookie, MemoryStore } from 'latchkey';
 import { describe, expect, it } from 'vitest';
-import { RememberTokens } from '../../src/core/remember.js';
+import { RememberTokens, rememberTokensOf } from '../../src/core/remember.js';
 import { FakeClock } from '../helpers/clock.js';
 
 const DAY = 86_400_000;
@@ -80,5 +80,40 @@ describe('remember-me tokens', () => {
     expect(await tokens.use(cookieValueOf(used.setCookie))).toEqual({ status: 'invalid' });
     expect(await tokens.use(first)).toEqual({ status: 'invalid' });
     await tokens.forget(null);
+  });
+
+  it('graceWindow sets how long a rotated token still yields its successor', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore();
+    const tokens = rememberTokensOf({ store, graceWindow: '1s' }, clock.now) as RememberTokens;
+    const first = cookieValueOf((await tokens.issue('user-1')).setCookie);
+    const used = await tokens.use(first);
+    if (used.status !== 'valid') throw new Error('expected valid');
+    clock.advance(1000);
+    expect((await tokens.use(first)).status).toBe('valid');
+    clock.advance(1);
+    expect(await tokens.use(first)).toEqual({
+      status: 'theft',
+      userId: 'user-1',
+    });
+  });
+
+  it('graceWindow defaults to 10 s and refuses more than 1 minute', async () => {
+    const clock = new FakeClock();
+    const tokens = rememberTokensOf({ store: new MemoryStore() }, clock.now) as RememberTokens;
+    const first = cookieValueOf((await tokens.issue('user-1')).setCookie);
+    expect((await tokens.use(first)).status).toBe('valid');
+    clock.advance(10_000);
+    expect((await tokens.use(first)).status).toBe('valid');
+    clock.advance(1);
+    expect((await tokens.use(first)).status).toBe('theft');
+    for (const graceWindow of ['61s', 'soon'] as Duration[]) {
+      expect(() => rememberTokensOf({ store: new MemoryStore(), graceWindow }, clock.now)).toThrow(
+        ConfigError,
+      );
+    }
+    expect(() =>
+      rememberTokensOf({ store: new MemoryStore(), graceWindow: '2m' }, clock.now),
+    ).toThrow('remember.graceWindow: at most 1m');
   });
 });

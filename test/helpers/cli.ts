@@ -3,11 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
+import { afterEach, inject } from 'vitest';
 
 /** The built CLI (test/global-setup.ts builds dist/ before any test runs). */
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-const TEST_SECRET = join(tmpdir(), 'latchkey-test.secret');
 
 export interface CliResult {
   readonly code: number | null;
@@ -62,8 +61,8 @@ export function startServe(
   options: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<ServeProcess> {
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], {
-    // Tests share one CSRF secret outside the repository unless they pick their own.
-    env: { ...cleanEnv(), LATCHKEY_SECRET_FILE: TEST_SECRET, ...options.env },
+    // Tests share one CSRF secret (written by test/global-setup.ts) unless they pick their own.
+    env: { ...cleanEnv(), LATCHKEY_SECRET_FILE: inject('testSecretFile'), ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -38,6 +38,25 @@ export async function redisUnavailable(url = REDIS_URL): Promise<string | null> 
   }
 }
 
+/** The process id of the Redis server answering at `url`, or null when none answers. */
+export async function serverPid(url: string): Promise<number | null> {
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { connectTimeout: 1000, reconnectStrategy: false },
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const info = await client.info('server');
+    return Number(/^process_id:(\d+)/m.exec(info)?.[1] ?? Number.NaN);
+  } catch {
+    return null;
+  } finally {
+    if (client.isOpen) client.destroy();
+  }
+}
+
 /** A plain client of its own, to read and write the store's keys behind its back. */
 const adminClient = () => createClient({ url: REDIS_URL });
 
@@ -160,18 +179,40 @@ export class PrivateRedis {
     private readonly extraArgs: string[],
   ) {}
 
+  /** Starts on a free port; a port someone else took first is given up for another. */
   static async start(extraArgs: string[] = []): Promise<PrivateRedis> {
-    const server = new PrivateRedis(await freePort(), extraArgs);
-    await server.resume();
-    return server;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const server = new PrivateRedis(await freePort(), extraArgs);
+      if (await server.launch()) return server;
+      await server.destroy();
+    }
+    throw new Error('no private redis-server got a port of its own in 5 tries');
   }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** Starts (or restarts) the server on the same port and directory; resolves once it answers. */
+  /** The running child's process id, or null while stopped. */
+  get pid(): number | null {
+    return this.process?.pid ?? null;
+  }
+
+  /** Restarts the server on the same port and directory; resolves once it answers. */
   async resume(): Promise<void> {
+    if (!(await this.launch())) {
+      throw new Error(
+        `port ${this.port} is taken by another process: the private redis-server cannot restart`,
+      );
+    }
+  }
+
+  /**
+   * Spawns redis-server on this port. True once the server answering there is this child (`INFO
+   * server` gives its process id); false when the child exits (the port was taken) or another
+   * server answers, which a test must never mistake for its own.
+   */
+  private async launch(): Promise<boolean> {
     const args = [
       '--port',
       String(this.port),
@@ -187,9 +228,19 @@ export class PrivateRedis {
       '',
       ...this.extraArgs,
     ];
-    this.process = spawn('redis-server', args, { stdio: 'ignore' });
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    this.process = child;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     for (let i = 0; i < 100; i++) {
-      if ((await redisUnavailable(this.url)) === null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return false;
+      const pid = await serverPid(this.url);
+      if (pid !== null) {
+        if (pid === child.pid) return true;
+        child.kill('SIGTERM');
+        await exited;
+        this.process = null;
+        return false;
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     throw new Error(`private redis-server on port ${this.port} did not start`);

@@ -3,10 +3,17 @@ import type { AddressInfo } from 'node:net';
 import { Latchkey, MemoryStore } from 'latchkey';
 import { authenticate } from 'latchkey/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { movableClock } from '../helpers/clock.js';
 
 let server: Server;
 let base: string;
-const auth = new Latchkey({ store: new MemoryStore(), idleTimeout: '1s', absoluteTimeout: '1h' });
+const clock = movableClock();
+const auth = new Latchkey({
+  store: new MemoryStore(),
+  idleTimeout: '1s',
+  absoluteTimeout: '1h',
+  clock: clock.now,
+});
 
 beforeAll(async () => {
   server = createServer(async (req, res) => {
@@ -56,7 +63,7 @@ describe('latchkey/node over real HTTP', () => {
 
   it('answers an API call with an expired session 401 JSON and clears the cookie', async () => {
     const cookie = await login();
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    clock.advance(1001);
     const response = await fetch(`${base}/me`, { headers: { cookie, accept: 'application/json' } });
     expect(response.status).toBe(401);
     expect(await response.json()).toEqual({ error: 'unauthenticated' });

@@ -1,6 +1,6 @@
 /** Checklist item 41: every login success and failure is logged; no secret ever is. */
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type Browser,
   CSRF_COOKIE,
@@ -49,7 +49,9 @@ async function login(browser: Browser, username: string, password: string, remem
 }
 
 beforeAll(async () => {
-  server = await startServer({ args: ['--idle-timeout', '2s', '--absolute-timeout', '1m'] });
+  server = await startServer({
+    args: ['--idle-timeout', '2s', '--absolute-timeout', '1m', '--remember-grace', '1s'],
+  });
   const username = uniqueName('audit');
   const password = strongPassword('audit');
   keep(password);
@@ -96,7 +98,7 @@ beforeAll(async () => {
   harvest(await laptop.postForm('/logout', { csrf: await laptop.csrf() }));
 
   // Wait out the grace window (and the idle timeout), then replay the rotated token: theft.
-  await sleep(11_000);
+  await sleep(2100);
   harvest(await idle.me());
   const thief = server.browser();
   thief.jar.set(REMEMBER, phone.remember as string);
@@ -120,7 +122,15 @@ beforeAll(async () => {
     keep(row.password_hash.split('$').at(-1));
   }
   keep(readFileSync(server.secretFile, 'utf8').trim());
-  await sleep(300); // let the log stream flush
+  // The log is written by another process: wait until it holds the last login.
+  const last = succeeded.at(-1);
+  await vi.waitFor(
+    () => {
+      const logged = server.audit().some((line) => line.sessionId === last);
+      if (!logged) throw new Error('the last login is not in the audit log yet');
+    },
+    { timeout: 5000, interval: 20 },
+  );
 }, 90_000);
 afterAll(() => server?.stop());
 

@@ -528,6 +528,57 @@ describe('hostile and malformed requests', () => {
   });
 });
 
+describe('/auth/verify (forward auth for nginx auth_request and the like)', () => {
+  it('answers 401 without a body, a redirect or a cookie when there is no session', async () => {
+    for (const cookie of [null, `__Host-session=${'A'.repeat(43)}`]) {
+      const direct = await fetch(`${app.url}/auth/verify`, {
+        redirect: 'manual',
+        headers: cookie ? { ...NAVIGATE, cookie } : NAVIGATE,
+      });
+      expect(direct.status).toBe(401);
+      expect(direct.headers.get('location')).toBeNull();
+      expect(direct.headers.get('x-auth-user')).toBeNull();
+      expect(await direct.text()).toBe('');
+    }
+  });
+
+  it('names the user percent-encoded, so a non-ASCII name survives a header', async () => {
+    const name = 'Zoë 李';
+    const user = await app.auth.createUser(name, PASSWORD);
+    const cookie = await login(name);
+    const verified = await fetch(`${app.url}/auth/verify`, { headers: { cookie } });
+    expect(verified.status).toBe(200);
+    expect(verified.headers.get('x-auth-user')).toBe('Zo%C3%AB%20%E6%9D%8E');
+    expect(decodeURIComponent(verified.headers.get('x-auth-user') ?? '')).toBe(name);
+    expect(verified.headers.get('x-auth-user-id')).toBe(encodeURIComponent(user.id));
+    expect(await verified.text()).toBe('');
+  });
+
+  it('a store outage is 503 with Retry-After, never 401 (which the proxy would send to login)', async () => {
+    const broken = new SqliteStore(':memory:');
+    const auth = new Latchkey({ store: broken, users: broken });
+    await auth.createUser('ada', PASSWORD);
+    const { token } = await auth.create((await auth.findUser('ada'))?.id ?? '');
+    const down = await listen({ latchkey: auth, store: broken });
+    try {
+      const cookie = `__Host-session=${token}`;
+      expect((await fetch(`${down.url}/auth/verify`, { headers: { cookie } })).status).toBe(200);
+      await broken.close();
+      const verify = await fetch(`${down.url}/auth/verify`, {
+        redirect: 'manual',
+        headers: { cookie },
+      });
+      expect(verify.status).toBe(503);
+      expect(verify.headers.get('retry-after')).toBe('5');
+      expect(verify.headers.get('location')).toBeNull();
+      expect(verify.headers.getSetCookie()).toEqual([]);
+      expect(verify.headers.get('x-auth-user')).toBeNull();
+    } finally {
+      await down.close();
+    }
+  });
+});
+
 describe('a cross-site navigation without the SameSite=Strict cookie', () => {
   const crossSite = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' };
 
