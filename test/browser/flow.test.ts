@@ -80,7 +80,8 @@ describe.skipIf(!available)('the reference server in Chromium', () => {
     ]);
     expect(await a.locator('main').textContent()).toContain('Signed in as Björk');
 
-    const [cookie] = await a.context().cookies();
+    const cookies = await a.context().cookies();
+    const cookie = cookies.find((c) => c.name === '__Host-session');
     expect(cookie).toMatchObject({
       name: '__Host-session',
       path: '/',
@@ -90,6 +91,14 @@ describe.skipIf(!available)('the reference server in Chromium', () => {
       expires: -1,
     });
     expect(cookie?.domain).toBe('127.0.0.1');
+    // The device cookie (issue 12.3) is as locked down, and outlives the browser session.
+    expect(cookies.find((c) => c.name === '__Host-device')).toMatchObject({
+      path: '/',
+      httpOnly: true,
+      secure: true,
+      sameSite: 'Strict',
+    });
+    expect(cookies.map((c) => c.name).sort()).toEqual(['__Host-device', '__Host-session']);
     expect(await a.evaluate('document.cookie')).toBe('');
 
     // Context B logs in through the form with JavaScript off; a wrong password first.
@@ -128,8 +137,11 @@ describe.skipIf(!available)('the reference server in Chromium', () => {
     // B is logged out at its next navigation.
     await b.goto(`${server.url}/profile`);
     expect(new URL(b.url()).pathname).toBe('/login');
-    // Only the login form's fresh CSRF binding remains: the session cookie is gone.
-    expect((await b.context().cookies()).map((c) => c.name)).toEqual(['__Host-csrf']);
+    // The session cookie is gone: only the login form's fresh CSRF binding and the device cookie
+    // (which says this browser logged in before, issue 12.3) remain.
+    const namesOf = async (page: typeof a) =>
+      (await page.context().cookies()).map((c) => c.name).sort();
+    expect(await namesOf(b)).toEqual(['__Host-csrf', '__Host-device']);
 
     // A link from another site arrives without the Strict cookie; the re-navigation page fixes it.
     await a.goto(`http://localhost:${(otherSite.address() as AddressInfo).port}/`);
@@ -142,7 +154,8 @@ describe.skipIf(!available)('the reference server in Chromium', () => {
       a.getByRole('button', { name: 'Log out' }).first().click(),
     ]);
     expect((await a.locator('h1').textContent())?.trim()).toBe('Log in');
-    expect((await a.context().cookies()).map((c) => c.name)).toEqual(['__Host-csrf']);
+    // A real browser keeps the device cookie through Clear-Site-Data: "cache", "storage".
+    expect(await namesOf(a)).toEqual(['__Host-csrf', '__Host-device']);
     await a.goto(`${server.url}/dashboard`);
     expect(new URL(a.url()).pathname).toBe('/login');
   });
