@@ -45,9 +45,14 @@ export default defineConfig({
       reporter: ['text-summary', 'text'],
       // Figures even when a test fails, so a red run still shows where coverage stands.
       reportOnFailure: true,
-      // src/core keeps its gate; src/stores, src/server and src/cli get theirs from the next full
-      // run's figures (a little below, since other branches merge in); raise, never lower.
-      thresholds: { 'src/core/**/*.ts': { lines: 90 } },
+      // Line gates set a little below the figures of the 2026-12-02 full run (core 98.9%, stores
+      // 95.3-100%, server 60-61%): raise them, never lower. src/cli has none: it runs in child
+      // processes, which are not measured, so any gate there could not fail.
+      thresholds: {
+        'src/core/**/*.ts': { lines: 96 },
+        'src/stores/**/*.ts': { lines: 94 },
+        'src/server/**/*.ts': { lines: 58 },
+      },
     },
   },
 });
