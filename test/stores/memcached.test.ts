@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { ConfigError, Sessions, StoreUnavailableError } from 'latchkey';
 import { MemcachedStore } from 'latchkey/stores/memcached';
 import { record } from 'latchkey/testing';
@@ -81,6 +82,67 @@ describe.skipIf(reason !== null)('MemcachedStore on a private memcached', () => 
     expect(new Set(live.map((r) => r.id))).toEqual(created);
     for (const [i, r] of records.entries()) {
       if (!results[i]) expect(await store.get(r.id)).toBeNull();
+    }
+  });
+
+  it('a revoke-all racing capped creates never misses a session that could already be read', async () => {
+    // The contract case's loop, with the capped create (its record is also written first).
+    const survivors: string[] = [];
+    for (let round = 0; round < 60; round++) {
+      const created = record({ createdAt: T0 + round });
+      const creating = store.createCapped(created, 100);
+      for (let turn = 0; turn < round % 6; turn++) await Promise.resolve();
+      if (round % 2 === 1) await new Promise((resolve) => setImmediate(resolve));
+      const seen = await store.get(created.id);
+      await store.deleteByUser('user-1');
+      expect(await creating).toBe(true);
+      if (seen !== null && (await store.get(created.id)) !== null) survivors.push(created.id);
+    }
+    expect(survivors).toEqual([]);
+  });
+
+  it('a revoke-all from another process during a slow create (capped or not) leaves no session', async () => {
+    // The creating process reaches memcached through a proxy that holds every chunk 10 ms, so a
+    // revoke-all from a second process runs wholly between the create's record and its entry:
+    // only the create's second look at the revocation mark can take the session back.
+    const prefixed = prefix();
+    const proxy = createServer((client) => {
+      const upstream = connect(server.port, '127.0.0.1');
+      const relay = (from: Socket, to: Socket) =>
+        from.on('data', (chunk) => setTimeout(() => to.write(chunk), 10));
+      relay(client, upstream);
+      relay(upstream, client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const slow = await MemcachedStore.connect(
+      `127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      { prefix: prefixed },
+    );
+    const other = await MemcachedStore.connect(server.address, { prefix: prefixed });
+    try {
+      let seenBeforeRevoke = 0;
+      const survivors: string[] = [];
+      for (let round = 0; round < 20; round++) {
+        const created = record({ createdAt: T0 + round });
+        const creating = round % 2 === 0 ? slow.create(created) : slow.createCapped(created, 100);
+        while ((await other.get(created.id)) === null) {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+        seenBeforeRevoke++;
+        await other.deleteByUser('user-1');
+        await creating;
+        if ((await other.get(created.id)) !== null) survivors.push(created.id);
+      }
+      expect(seenBeforeRevoke).toBe(20);
+      expect(survivors).toEqual([]);
+    } finally {
+      await slow.close();
+      await other.close();
+      proxy.close();
     }
   });
 
@@ -242,7 +304,9 @@ describe.skipIf(reason !== null)('MemcachedStore on two servers', () => {
     await vi.waitFor(async () => expect((await engine.validate(token)).reason).toBe('not_found'), {
       timeout: 5000,
     });
-    const again = await engine.create(userOnA);
+    // A's probe keeps its own schedule (A went down first), so it may find A after B; a create
+    // for a user on A reads A first (its revocation mark) and works once A is found.
+    const again = await vi.waitFor(() => engine.create(userOnA), { timeout: 5000 });
     expect((await engine.validate(again.token)).reason).toBeNull();
     await store.close();
   });

@@ -69,6 +69,18 @@ export class Cluster {
     return `${this.prefix}${name}`;
   }
 
+  /**
+   * A key named after `name` that lives on `anchor`'s server: the first `name~0`, `name~1`, …
+   * that rendezvous hashing puts there, so an item that must be read with another fails with it.
+   */
+  keyBeside(name: string, anchor: string): string {
+    const home = this.servers.indexOf(anchor);
+    for (let n = 0; ; n++) {
+      const key = this.key(`${name}~${n}`);
+      if (this.servers.indexOf(key) === home) return key;
+    }
+  }
+
   /** The same keys and servers, routed with failover (see {@link MemcachedServers.indexOf}). */
   withFailover(): Cluster {
     return new Cluster(this.servers, this.prefix, true);

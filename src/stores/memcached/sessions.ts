@@ -32,10 +32,26 @@ export class MemcachedSessions
     this.index = new UserIndex(memcached);
   }
 
+  /**
+   * Record first, then its entry; the revocation mark read before the record is written and again
+   * after the entry is in tells whether a revoke-all (`deleteByUser`, which sets a new mark, then
+   * reads the entries) may have missed the entry. Where R sets its mark:
+   * - before our first read: our record is written after R began, so R owes it nothing; we read
+   *   the new mark twice and keep the session.
+   * - between our two reads: R may have read the entries before ours was in, and the record may
+   *   already be readable, so we delete it ourselves (revocation wins: a login racing a revoke-all
+   *   loses; the entry left behind names no record and is pruned).
+   * - after our second read: that is after our entry was in, so R reads it and deletes the record.
+   * A mark lost meanwhile (evicted) reads as changed too: the session is dropped, never kept.
+   */
   async create(record: SessionRecord): Promise<void> {
+    const mark = await this.index.revocationMark(record.userId);
     await this.write(record);
     try {
       await this.index.add(record);
+      if ((await this.index.revocationMark(record.userId)) !== mark) {
+        await this.memcached.remove(this.key(record.id));
+      }
     } catch (error) {
       // A session its user's index does not name could outlive "log out everywhere".
       await this.memcached.remove(this.key(record.id)).catch(() => false);
@@ -101,16 +117,19 @@ export class MemcachedSessions
   /**
    * Writes the record first, then decides the cap in the index's compare-and-swap step, counting
    * the records its entries name that are alive at `record.createdAt`; at the cap the record is
-   * deleted again (no other process knows its id yet).
+   * deleted again (no other process knows its id yet). The revocation mark is read before the
+   * record is written and again after, as in `create`: a changed mark deletes the record, and the
+   * session counts as created (and revoked), so the engine does not evict others to retry.
    */
   async createCapped(record: SessionRecord, max: number): Promise<boolean> {
+    const mark = await this.index.revocationMark(record.userId);
     await this.write(record);
     let created = false;
     try {
       await this.index.rewrite(record.userId, async (entries) => {
+        created = false;
         const { live, gone } = await this.classify(entries, record.createdAt);
         if (live.length >= max) {
-          created = false;
           return gone.size > 0 ? entries.filter(([id]) => !gone.has(id)) : null;
         }
         created = true;
@@ -119,11 +138,12 @@ export class MemcachedSessions
           [record.id, record.absoluteExpiresAt] as Entry,
         ];
       });
+      const revoked = created && (await this.index.revocationMark(record.userId)) !== mark;
+      if (!created || revoked) await this.memcached.remove(this.key(record.id));
     } catch (error) {
       await this.memcached.remove(this.key(record.id)).catch(() => false);
       throw error;
     }
-    if (!created) await this.memcached.remove(this.key(record.id));
     return created;
   }
 
@@ -135,13 +155,15 @@ export class MemcachedSessions
   }
 
   /**
-   * Deletes what it can reach, then fails (503) if a session it names is on a server that is
-   * down: that session is logged out here, but another process that still reaches its server
-   * would serve it, so "log out everywhere" must not report success. Its entry stays for a retry.
+   * Sets a new revocation mark before it reads the entries (see `create` for why a create racing
+   * this cannot leave a session behind), deletes what it can reach, then fails (503) if a session
+   * it names is on a server that is down: that session is logged out here, but another process
+   * that still reaches its server would serve it, so "log out everywhere" must not report
+   * success. Its entry stays for a retry.
    */
   async deleteByUser(userId: string, exceptId?: string): Promise<number> {
     const targets = new Set<string>();
-    for (const [id] of await this.index.entries(userId)) if (id !== exceptId) targets.add(id);
+    for (const [id] of await this.index.revoke(userId)) if (id !== exceptId) targets.add(id);
     const unreached = new Set<string>();
     const removed = await Promise.all(
       [...targets].map((id) =>

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { SessionRecord } from '../../core/store.js';
 import { type Cluster, casLoop, MAX_CAS_ROUNDS, RETRY } from './connection.js';
 import { hashed } from './records.js';
@@ -47,12 +48,32 @@ export function entriesOf(bytes: Buffer | null): Entry[] {
  * entries rewrites the item with a compare-and-swap loop, so no concurrent append is ever lost.
  * Entries whose record is gone (deleted, expired, evicted) are pruned lazily, when the index is
  * read whole anyway (list, capped create, delete-by-user).
+ *
+ * Beside it (on the same server) the user's revocation mark `r:<sha256(userId)>`: a random value
+ * each revoke-all sets anew before it reads the entries. memcached has no multi-key transaction,
+ * so a create reads the mark before it writes its record and again once its entry is in; a
+ * changed mark means a revoke-all may have read the index before the entry was there (see
+ * MemcachedSessions.create). A fresh random value, not a count, so a mark that expired and was
+ * set again can never read as unchanged.
  */
 export class UserIndex {
   constructor(private readonly memcached: Cluster) {}
 
   key(userId: string): string {
     return this.memcached.key(`u:${hashed(userId)}`);
+  }
+
+  /** The user's revocation mark (null while no revoke-all has set one). */
+  async revocationMark(userId: string): Promise<string | null> {
+    return (await this.memcached.read(this.markKey(userId)))?.toString('utf8') ?? null;
+  }
+
+  /** Revoke-all, step 1: sets a new revocation mark, then gives the entries stored after it. */
+  async revoke(userId: string): Promise<Entry[]> {
+    const mark = Buffer.from(randomBytes(12).toString('base64url'));
+    // The mark outlives any create in flight when it is set.
+    await this.memcached.write(this.markKey(userId), mark, Date.now() + INDEX_SLACK_MS);
+    return this.entries(userId);
   }
 
   /** Adds `record`'s entry (its record is already written). */
@@ -104,6 +125,10 @@ export class UserIndex {
           : await this.memcached.cas(key, encode(kept), item.cas, deadlineOf(kept));
       return result === 'stored' ? true : RETRY;
     });
+  }
+
+  private markKey(userId: string): string {
+    return this.memcached.keyBeside(`r:${hashed(userId)}`, this.key(userId));
   }
 
   /** Drops the entries of `ids` (records found gone), best effort: one round, a lost race is fine. */
