@@ -3,6 +3,7 @@ import { Latchkey, RETRY_AFTER_SECONDS, StoreUnavailableError } from 'latchkey';
 import { PostgresStore } from 'latchkey/stores/postgres';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FreezeProxy } from '../helpers/freeze-proxy.js';
 import { requestWith, untilAnswering } from '../helpers/outage.js';
 import {
   admin,
@@ -178,4 +179,41 @@ describe('PostgreSQL outage', () => {
       }
     });
   }
+
+  it('a network that goes silent (no FIN, no RST) fails calls with 503 after queryTimeout, never hangs', async () => {
+    const target = new URL(POSTGRES_URL);
+    const proxy = await FreezeProxy.start({
+      host: target.hostname,
+      port: Number(target.port || 5432),
+    });
+    try {
+      const throughProxy = new URL(POSTGRES_URL);
+      throughProxy.port = String(proxy.port);
+      store = await PostgresStore.connect(throughProxy.toString(), { schema, queryTimeout: 500 });
+      const auth = new Latchkey({ store });
+      const { token } = await auth.create('user-1');
+      expect((await auth.validate(token)).session?.userId).toBe('user-1');
+      proxy.freeze();
+      const started = Date.now();
+      await expect(auth.validate(token)).rejects.toBeInstanceOf(StoreUnavailableError);
+      const denied = await auth.authenticate(requestWith(token));
+      expect(denied.ok).toBe(false);
+      if (!denied.ok) expect(denied.denial.status).toBe(503);
+      // Two calls, each given up after 500 ms (or at once, once the pool is waiting on a dead one).
+      expect(Date.now() - started).toBeLessThan(4000);
+      proxy.thaw();
+    } finally {
+      await store?.close();
+      store = null;
+      await proxy.close();
+    }
+  });
+
+  it('queryTimeout must be a whole number of milliseconds', async () => {
+    for (const queryTimeout of [0, 1.5, -1]) {
+      await expect(PostgresStore.connect(POSTGRES_URL, { schema, queryTimeout })).rejects.toThrow(
+        'queryTimeout: must be a whole number of milliseconds >= 1',
+      );
+    }
+  });
 });

@@ -51,6 +51,11 @@ export interface PostgresStoreOptions {
   cache?: boolean | SessionCacheOptions;
   /** URL form: how long a call waits for a connection before failing. Default 2,000 ms. */
   connectTimeout?: number;
+  /**
+   * URL form: how long a query waits for its answer before failing (503), so a network that
+   * drops packets without closing anything fails requests instead of hanging them. Default 10,000 ms.
+   */
+  queryTimeout?: number;
 }
 
 /**
@@ -115,11 +120,17 @@ export class PostgresStore implements LatchkeyStore, ExclusiveSweep, Migrations 
     if (!Number.isInteger(connectTimeout) || connectTimeout < 1) {
       throw new ConfigError('connectTimeout: must be a whole number of milliseconds >= 1');
     }
+    const queryTimeout = options.queryTimeout ?? 10_000;
+    if (!Number.isInteger(queryTimeout) || queryTimeout < 1) {
+      throw new ConfigError('queryTimeout: must be a whole number of milliseconds >= 1');
+    }
     checkSchema(options.schema ?? DEFAULT_SCHEMA);
     const pool = new pg.Pool({
       connectionString: url,
-      // An unreachable server must fail each call (the core answers 503), not queue it forever.
+      // An unreachable or silent server must fail each call (the core answers 503), not queue
+      // or hang it forever.
       connectionTimeoutMillis: connectTimeout,
+      query_timeout: queryTimeout,
       keepAlive: true,
     });
     const store = new PostgresStore(pool, options);
