@@ -1,6 +1,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { Latchkey, UserInfo } from '../index.js';
-import { optionLine, type SettingKey, settingsHelp } from '../server/settings.js';
+import type { SettingKey } from '../server/settings.js';
+import { optionLine, settingsHelp } from '../server/settings-help.js';
 import type { OpenedStores } from '../server/stores.js';
 import { Failure } from './errors.js';
 

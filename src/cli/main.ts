@@ -5,10 +5,10 @@ import { startServer } from '../server/serve.js';
 import {
   readServeSettings,
   resolveSettings,
-  SERVE_USAGE,
   type Settings,
   settingOptions,
 } from '../server/settings.js';
+import { SERVE_USAGE } from '../server/settings-help.js';
 import { type OpenedStores, openStores, takesCache } from '../server/stores.js';
 import { type Command, type CommandInput, STORE_SETTINGS } from './command.js';
 import { CONFIG_USAGE, configCheck } from './commands/config.js';

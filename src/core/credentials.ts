@@ -305,3 +305,19 @@ function meetsBidiRule(chars: readonly string[]): boolean {
 /** New-password hashes that may wait: about half a second of sign-ups at one hash at a time. */
 export const NEW_PASSWORD_QUEUE = 16;
 const newPasswords = new Semaphore(1, NEW_PASSWORD_QUEUE);
+
+/** Login usernames longer than this are refused unread; latchkey's own accounts allow 64. */
+const MAX_LOGIN_USERNAME = 256;
+
+/** Login fields as strings within bounds, or null: decided before any hashing. */
+export function readLoginInput(
+  credentials: { readonly username?: unknown; readonly password?: unknown } | null | undefined,
+): { username: string; password: string } | null {
+  const username = credentials?.username;
+  const password = credentials?.password;
+  if (typeof username !== 'string' || typeof password !== 'string') return null;
+  if (username.trim().length === 0 || username.length > MAX_LOGIN_USERNAME) return null;
+  const problem = passwordProblem(password);
+  if (problem === 'missing' || problem === 'too_long') return null;
+  return { username: username.normalize('NFC').trim(), password };
+}

@@ -1,6 +1,6 @@
 import { type Accounts, snapshotOf, type UserInfo } from './accounts.js';
 import type { HostCookie } from './cookies.js';
-import { CredentialError, passwordProblem, usernameKey } from './credentials.js';
+import { CredentialError, passwordProblem, readLoginInput, usernameKey } from './credentials.js';
 import type { DeviceCookies } from './devices.js';
 import { callStore } from './errors.js';
 import type { EventListener } from './events.js';
@@ -88,9 +88,6 @@ export interface LoginParts {
   readonly now: () => number;
   readonly emit: EventListener;
 }
-
-/** Login usernames longer than this are refused unread; latchkey's own accounts allow 64. */
-const MAX_LOGIN_USERNAME = 256;
 
 /**
  * Logging in and out with cookies: password logins (throttled), sign-up, re-authentication, and
@@ -399,14 +396,3 @@ function clientOf(
 }
 
 const NOTHING_RESTORED = Object.freeze({ session: null, setCookie: Object.freeze([]) });
-
-/** Login fields as strings within bounds, or null: decided before any hashing. */
-function readLoginInput(credentials: Credentials): { username: string; password: string } | null {
-  const username = credentials?.username;
-  const password = credentials?.password;
-  if (typeof username !== 'string' || typeof password !== 'string') return null;
-  if (username.trim().length === 0 || username.length > MAX_LOGIN_USERNAME) return null;
-  const problem = passwordProblem(password);
-  if (problem === 'missing' || problem === 'too_long') return null;
-  return { username: username.normalize('NFC').trim(), password };
-}

@@ -20,7 +20,7 @@ import { NOT_DURABLE, redact, refusedForUsers, takesCache } from './stores.js';
 
 export type { LogLevel } from './setting-kinds.js';
 
-interface Row {
+export interface SettingRow {
   /** The name in the config file; the flag (`--idle-timeout`) and variable are derived from it. */
   readonly key: string;
   readonly kind: Kind<unknown>;
@@ -141,7 +141,7 @@ const SETTINGS = [
     kind: hosts,
     help: 'comma-separated hosts the login page may return to by absolute URL (?next= or ?rd=), for nginx auth_request and the like',
   },
-] as const satisfies readonly Row[];
+] as const satisfies readonly SettingRow[];
 
 type Setting = (typeof SETTINGS)[number];
 export type SettingKey = Setting['key'];
@@ -203,8 +203,9 @@ export function envOf(key: SettingKey): string {
   return `LATCHKEY_${key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
 }
 
-function rowOf(key: SettingKey): Setting {
-  return SETTINGS.find((row) => row.key === key) as Setting;
+/** The declaration of setting `key`. */
+export function settingRow(key: SettingKey): SettingRow {
+  return SETTINGS.find((row) => row.key === key) as SettingRow;
 }
 
 /** The `parseArgs` options for `--config` and the flags of `keys`. */
@@ -213,54 +214,12 @@ export function settingOptions(
 ): NonNullable<ParseArgsConfig['options']> {
   const options: NonNullable<ParseArgsConfig['options']> = { config: { type: 'string' } };
   for (const key of keys) {
-    options[flagOf(key).slice(2)] = { type: rowOf(key).kind.arg === null ? 'boolean' : 'string' };
+    options[flagOf(key).slice(2)] = {
+      type: settingRow(key).kind.arg === null ? 'boolean' : 'string',
+    };
   }
   return options;
 }
-
-const COLUMN = 27;
-const WIDTH = 100;
-
-/** The usage lines of `--config` and of the flags of `keys`, each naming its variable and default. */
-export function settingsHelp(keys: readonly SettingKey[] = SETTING_KEYS): string {
-  const config = optionLine(
-    '--config FILE',
-    'JSON file of settings, keys in camelCase (idleTimeout, …); flags beat LATCHKEY_* variables, which beat the file (LATCHKEY_CONFIG)',
-  );
-  const lines = keys.map((key) => {
-    const row: Row = rowOf(key);
-    const env = envOf(key);
-    const arg = row.kind.arg === null ? '' : ` ${row.kind.arg}`;
-    const note =
-      row.kind.arg === null ? `${env}=1` : row.default ? `${env}, default ${row.default}` : env;
-    return optionLine(`${flagOf(key)}${arg}`, `${row.help} (${note})`);
-  });
-  return [config, ...lines].join('\n');
-}
-
-/** `  --flag ARG   help…`, the help wrapped to {@link WIDTH} columns: one line of a usage text. */
-export function optionLine(flagText: string, help: string): string {
-  const lines: string[] = [];
-  let line = `  ${flagText}`.padEnd(COLUMN - 1);
-  for (const word of help.split(' ')) {
-    if (line.length + 1 + word.length > WIDTH && line.trim() !== flagText) {
-      lines.push(line);
-      line = ' '.repeat(COLUMN - 1);
-    }
-    line += ` ${word}`;
-  }
-  return [...lines, line].join('\n');
-}
-
-export const SERVE_USAGE = `Usage: latchkey serve [options]
-
-Runs the login server: HTML pages, a JSON API and health checks, over plain HTTP.
-
-Options (each also read from the environment variable shown, then from the --config file):
-${settingsHelp()}
-${optionLine('-h, --help', 'show this help')}
-
-Durations: 500ms, 2s, 30m, 12h, 7d.`;
 
 /** Where a setting came from. */
 export type SettingSource =
@@ -354,7 +313,7 @@ export function readServeSettings(
 /** Every key's effective value as `latchkey config check` shows it: secrets masked. */
 export function describeSettings(settings: Settings): Record<SettingKey, Shown> {
   const shown = {} as Record<SettingKey, Shown>;
-  for (const row of SETTINGS as readonly Row[]) {
+  for (const row of SETTINGS as readonly SettingRow[]) {
     const key = row.key as SettingKey;
     shown[key] = row.kind.show(settings[key]);
   }
@@ -393,7 +352,7 @@ function origin(key: SettingKey, value: unknown, source: SettingSource): string 
   const shown = typeof value === 'string' ? redact(value) : String(value);
   switch (source.kind) {
     case 'flag':
-      return rowOf(key).kind.arg === null
+      return settingRow(key).kind.arg === null
         ? `${key} (${flagOf(key)})`
         : `${key} (${flagOf(key)} ${shown})`;
     case 'env':

@@ -1,14 +1,14 @@
 import type { RememberStore } from '../../core/capabilities.js';
 import type { RememberRecord } from '../../core/store.js';
-import type { Keyspace } from './connection.js';
-import { expireAtFor, rememberFields, rememberFrom } from './records.js';
 import {
   REMEMBER_CREATE,
   REMEMBER_DELETE,
   REMEMBER_DELETE_BY_USER,
   REMEMBER_ROTATE,
   REMEMBER_SWEEP,
-} from './scripts.js';
+} from './account-scripts.js';
+import type { Keyspace } from './connection.js';
+import { expireAtFor, rememberFields, rememberFrom } from './records.js';
 
 /**
  * Remember-me tokens, all in the `{remember}` slot so a rotation writes two tokens atomically:

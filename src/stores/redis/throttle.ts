@@ -1,7 +1,7 @@
 import type { AttemptRule, ThrottleDecision, ThrottleStore } from '../../core/capabilities.js';
+import { ATTEMPT_CONSUME, ATTEMPT_RESET, ATTEMPT_SWEEP } from './account-scripts.js';
 import type { Keyspace } from './connection.js';
 import { LINGER_MS } from './records.js';
-import { ATTEMPT_CONSUME, ATTEMPT_RESET, ATTEMPT_SWEEP } from './scripts.js';
 
 /** Login-attempt windows, all in the `{throttle}` slot: `a:<key>` (hash), `ends` (key → window end). */
 export class RedisThrottle implements ThrottleStore {

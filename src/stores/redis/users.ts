@@ -1,8 +1,14 @@
 import type { UserStore } from '../../core/capabilities.js';
 import type { UserRecord } from '../../core/store.js';
+import {
+  USER_BY_KEY,
+  USER_CREATE,
+  USER_DELETE,
+  USER_LIST,
+  USER_UPDATE,
+} from './account-scripts.js';
 import type { Keyspace } from './connection.js';
 import { pairs, userFrom } from './records.js';
-import { USER_BY_KEY, USER_CREATE, USER_DELETE, USER_LIST, USER_UPDATE } from './scripts.js';
 
 /** Accounts, all in the `{users}` slot: `id:<id>` (hash), `key:<usernameKey>` → id, `all` (by createdAt). */
 export class RedisUsers implements UserStore {
