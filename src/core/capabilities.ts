@@ -1,5 +1,7 @@
 import { ConfigError } from './errors.js';
 import type {
+  FactorKind,
+  FactorRecord,
   JsonObject,
   RememberRecord,
   SessionRecord,
@@ -176,6 +178,38 @@ export interface RememberStore {
   deleteExpiredRemember(now: number): Promise<number>;
 }
 
+/**
+ * Second factors of accounts (TOTP, passkeys, recovery codes). Same failure rule as
+ * {@link SessionStore}: `false`/`null` for "no such factor", a rejection only for outages. Must be
+ * durable, like accounts. Every method is scoped to one user: a factor id of another user is
+ * "no such factor".
+ */
+export interface SecondFactorStore {
+  /** Inserts a factor (its id is new: 128 random bits or more). */
+  createFactor(factor: FactorRecord): Promise<void>;
+  /** The user's factors, oldest first (by `createdAt`, then id). */
+  listFactors(userId: string): Promise<FactorRecord[]>;
+  /** Renames and/or confirms a factor; false when there is no such factor. */
+  updateFactor(
+    userId: string,
+    id: string,
+    changes: { readonly name?: string; readonly confirmed?: true },
+  ): Promise<boolean>;
+  /**
+   * In one atomic step: when the factor exists and its counter is below `counter`, sets the
+   * counter to `counter` and `lastUsedAt` to `now`, and gives true; otherwise writes nothing and
+   * gives false. Of parallel calls with one counter, from any number of processes, one wins.
+   */
+  advanceFactorCounter(userId: string, id: string, counter: number, now: number): Promise<boolean>;
+  /**
+   * Deletes one factor; true when it existed. Of parallel calls for one factor, exactly one gets
+   * true (a recovery code is used once).
+   */
+  deleteFactor(userId: string, id: string): Promise<boolean>;
+  /** Deletes the user's factors (of `kind` only, when given); gives how many. */
+  deleteFactors(userId: string, kind?: FactorKind): Promise<number>;
+}
+
 /** A store that keeps everything latchkey's server needs (SQLite, PostgreSQL, Redis, memory). */
 export type LatchkeyStore = SessionStore &
   SessionIndex &
@@ -183,7 +217,8 @@ export type LatchkeyStore = SessionStore &
   ExpirySweep &
   UserStore &
   ThrottleStore &
-  RememberStore;
+  RememberStore &
+  SecondFactorStore;
 
 /** Every capability by name, with the methods that make it up. */
 export const CAPABILITIES = {
@@ -203,6 +238,14 @@ export const CAPABILITIES = {
     'deleteRememberByUser',
     'deleteExpiredRemember',
   ],
+  'second factors': [
+    'createFactor',
+    'listFactors',
+    'updateFactor',
+    'advanceFactorCounter',
+    'deleteFactor',
+    'deleteFactors',
+  ],
 } as const satisfies Record<string, readonly string[]>;
 
 export type Capability = keyof typeof CAPABILITIES;
@@ -218,6 +261,7 @@ export interface CapabilityTypes {
   users: UserStore;
   throttle: ThrottleStore;
   remember: RememberStore;
+  'second factors': SecondFactorStore;
 }
 
 /** Whether `store` implements every method of `capability`. */

@@ -32,6 +32,7 @@ import { type RememberOptions, rememberTokensOf } from './remember.js';
 import {
   type IssuedSession,
   type NewSession,
+  type SessionChanges,
   type SessionOptions,
   Sessions,
   type Validation,
@@ -270,7 +271,7 @@ export class Latchkey {
   /** See {@link Sessions.rotate}. */
   rotate(
     current: SessionRecord,
-    changes?: { user?: JsonObject; authenticatedAt?: number },
+    changes?: SessionChanges,
   ): Promise<IssuedSession | null> {
     return this.sessions.rotate(current, changes);
   }
@@ -325,7 +326,7 @@ export class Latchkey {
   /** See {@link Login.rotateSession}. */
   rotateSession(
     session: SessionRecord,
-    changes?: { user?: JsonObject; authenticatedAt?: number },
+    changes?: SessionChanges,
   ): Promise<StartedSession | null> {
     return this.flows.rotateSession(session, changes);
   }

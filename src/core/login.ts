@@ -6,7 +6,7 @@ import { callStore } from './errors.js';
 import type { EventListener } from './events.js';
 import { noUsers, type PasswordCheck } from './password-check.js';
 import type { RememberTokens } from './remember.js';
-import type { NewSession, Sessions } from './sessions.js';
+import type { NewSession, SessionChanges, Sessions } from './sessions.js';
 import type { SignOut } from './sign-out.js';
 import type { JsonObject, SessionRecord } from './store.js';
 import type { AttemptClient, LoginThrottle } from './throttle.js';
@@ -246,7 +246,7 @@ export class Login {
    */
   async rotateSession(
     session: SessionRecord,
-    changes: { user?: JsonObject; authenticatedAt?: number } = {},
+    changes: SessionChanges = {},
   ): Promise<StartedSession | null> {
     const rotated = await this.parts.sessions.rotate(session, changes);
     if (!rotated) return null;

@@ -22,7 +22,14 @@ import {
   sessionCapOf,
 } from './session-cap.js';
 import { checkPatch, checkSnapshot, MAX_SNAPSHOT_BYTES } from './snapshots.js';
-import type { JsonObject, SessionRecord, SessionStore } from './store.js';
+import {
+  AUTH_METHODS,
+  type AssuranceLevel,
+  type AuthMethod,
+  type JsonObject,
+  type SessionRecord,
+  type SessionStore,
+} from './store.js';
 import { generateToken, isWellFormedToken, sessionIdOf } from './token.js';
 
 export type { SessionEvent } from './events.js';
@@ -61,6 +68,18 @@ export interface NewSession {
   userAgent?: string | null;
   /** When the user proved who they are; defaults to now. */
   authenticatedAt?: number;
+  /** Default 1. */
+  aal?: AssuranceLevel;
+  /** How the user proved who they are (RFC 8176 values); default none said. */
+  amr?: readonly AuthMethod[];
+}
+
+/** What a rotation may change besides the id. */
+export interface SessionChanges {
+  readonly user?: JsonObject;
+  readonly authenticatedAt?: number;
+  readonly aal?: AssuranceLevel;
+  readonly amr?: readonly AuthMethod[];
 }
 
 export interface IssuedSession {
@@ -159,6 +178,8 @@ export class Sessions {
       idleExpiresAt: Math.min(now + this.idleTimeout, absoluteExpiresAt),
       absoluteExpiresAt,
       authenticatedAt: input.authenticatedAt ?? now,
+      aal: checkAal(input.aal ?? 1),
+      amr: checkAmr(input.amr ?? NO_METHODS),
       ip: clip(input.ip, MAX_IP),
       userAgent: clip(input.userAgent, MAX_USER_AGENT),
       user: checkSnapshot(input.user, 'user'),
@@ -327,10 +348,7 @@ export class Sessions {
    * null, leaving no new session, when the old one is already gone (revoked, logged out, expired
    * and swept): a rotation never brings a revoked session back under a new id.
    */
-  async rotate(
-    current: SessionRecord,
-    changes: { user?: JsonObject; authenticatedAt?: number } = {},
-  ): Promise<IssuedSession | null> {
+  async rotate(current: SessionRecord, changes: SessionChanges = {}): Promise<IssuedSession | null> {
     const now = this.now();
     const { token, id } = this.newToken();
     const session: SessionRecord = {
@@ -339,6 +357,8 @@ export class Sessions {
       lastSeenAt: now,
       idleExpiresAt: Math.min(now + this.idleTimeout, current.absoluteExpiresAt),
       authenticatedAt: changes.authenticatedAt ?? current.authenticatedAt,
+      aal: changes.aal === undefined ? current.aal : checkAal(changes.aal),
+      amr: changes.amr === undefined ? current.amr : checkAmr(changes.amr),
       user: changes.user === undefined ? current.user : checkSnapshot(changes.user, 'user'),
     };
     // New first, then the old one: a revocation that took the old one first makes this delete
@@ -375,6 +395,20 @@ function refreshedAt(record: SessionRecord, now: number, idleTimeout: number): S
 const MALFORMED: Validation = Object.freeze({ session: null, reason: 'malformed' } as const);
 const NOT_FOUND: Validation = Object.freeze({ session: null, reason: 'not_found' } as const);
 const EXPIRED: Validation = Object.freeze({ session: null, reason: 'expired' } as const);
+
+const NO_METHODS: readonly AuthMethod[] = Object.freeze([]);
+
+function checkAal(aal: AssuranceLevel): AssuranceLevel {
+  if (aal !== 1 && aal !== 2) throw new InvalidInputError('aal: must be 1 or 2');
+  return aal;
+}
+
+function checkAmr(amr: readonly AuthMethod[]): readonly AuthMethod[] {
+  if (!Array.isArray(amr) || !amr.every((method) => AUTH_METHODS.includes(method))) {
+    throw new InvalidInputError(`amr: must be a list of ${AUTH_METHODS.join(', ')}`);
+  }
+  return Object.freeze([...new Set(amr)]);
+}
 
 function clip(value: string | null | undefined, max: number): string | null {
   if (typeof value !== 'string' || value.length === 0) return null;

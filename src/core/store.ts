@@ -8,6 +8,17 @@ export type JsonValue =
   | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
+/**
+ * How the user behind a session proved who they are: the RFC 8176 values latchkey uses. `pwd` a
+ * password, `otp` a one-time code (TOTP or a recovery code), `hwk` / `swk` a passkey whose key is
+ * bound to one device / synced between devices, `mfa` more than one factor.
+ */
+export type AuthMethod = 'pwd' | 'otp' | 'hwk' | 'swk' | 'mfa';
+export const AUTH_METHODS: readonly AuthMethod[] = Object.freeze(['pwd', 'otp', 'hwk', 'swk', 'mfa']);
+
+/** NIST SP 800-63B authenticator assurance level: 1 for one factor, 2 for two. */
+export type AssuranceLevel = 1 | 2;
+
 /** One server-side session. Times are milliseconds since the epoch. */
 export interface SessionRecord {
   /** SHA-256 of the token, base64url. Public: safe to show and to revoke by. */
@@ -22,6 +33,13 @@ export interface SessionRecord {
   readonly absoluteExpiresAt: number;
   /** When the user last proved who they are (password, not remember-me). */
   readonly authenticatedAt: number;
+  /**
+   * Assurance level. A record written before levels existed reads as 1 (with an empty `amr`);
+   * raising it always gives the session a new id.
+   */
+  readonly aal: AssuranceLevel;
+  /** The methods behind `aal`, in the order they were used; empty when the app did not say. */
+  readonly amr: readonly AuthMethod[];
   readonly ip: string | null;
   readonly userAgent: string | null;
   /** Small snapshot of the user chosen by the app, so a request needs no user lookup. */
@@ -83,4 +101,34 @@ export interface RememberRecord {
   readonly replacedBy: string | null;
   /** When it was replaced (start of the grace window), or null. */
   readonly replacedAt: number | null;
+}
+
+/** What kind of second factor a {@link FactorRecord} holds. */
+export type FactorKind = 'totp' | 'passkey' | 'recovery';
+
+/**
+ * One second factor of an account: a TOTP authenticator, a passkey, or one recovery code (ten
+ * records for ten codes, so using one is deleting it).
+ */
+export interface FactorRecord {
+  /** Random, public: names the factor in pages and APIs. */
+  readonly id: string;
+  readonly userId: string;
+  readonly kind: FactorKind;
+  /** The user's label ("Phone", "YubiKey"); empty for recovery codes. */
+  readonly name: string;
+  /**
+   * Opaque to the store. TOTP: the secret, encrypted with the server key. Recovery code: SHA-256
+   * of the code. Passkey: its credential id, public key and transports (JSON).
+   */
+  readonly secret: string;
+  /**
+   * Highest counter accepted so far, raised only through `advanceFactorCounter`: the last TOTP
+   * time step used (so a code is never accepted twice), or a passkey's signature counter.
+   */
+  readonly counter: number;
+  /** False while a TOTP enrolment waits for its first code; such a factor protects nothing yet. */
+  readonly confirmed: boolean;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
 }
