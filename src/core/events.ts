@@ -1,4 +1,4 @@
-import type { SessionRecord } from './store.js';
+import type { FactorKind, SessionRecord } from './store.js';
 import type { AttemptClient } from './throttle.js';
 
 /** Everything the engine reports; records never contain a token, so events are safe to log. */
@@ -19,8 +19,27 @@ export type SessionEvent =
   | {
       readonly type: 'login_succeeded';
       readonly session: SessionRecord;
-      readonly via: 'password' | 'remember';
+      /** `second_factor`: a password and then a second factor; `passkey`: a passkey alone. */
+      readonly via: 'password' | 'remember' | 'second_factor' | 'passkey';
     }
+  /** A session proved a second factor: it was rotated to assurance level 2. */
+  | { readonly type: 'stepped_up'; readonly session: SessionRecord }
+  | {
+      readonly type: 'second_factor_added';
+      readonly userId: string;
+      readonly kind: FactorKind;
+      readonly factorId: string;
+    }
+  | {
+      readonly type: 'second_factor_removed';
+      readonly userId: string;
+      /** The one factor removed, or null for all of the account's (an admin reset). */
+      readonly factorId: string | null;
+      readonly by: 'user' | 'admin';
+    }
+  /** A second factor (code or passkey) was wrong, replayed or refused. */
+  | { readonly type: 'second_factor_failed'; readonly userId: string; readonly ip: string | null }
+  | { readonly type: 'recovery_code_used'; readonly userId: string; readonly remaining: number }
   | {
       readonly type: 'login_failed';
       /** The account tried, when it exists (an unknown name is not logged: it may be a password). */

@@ -4,42 +4,47 @@ import {
   denialFor,
   type RequestInfo,
   requestInfoOf,
+  secondFactorDenial,
 } from '../http/shared.js';
 import { Accounts, type UserInfo } from './accounts.js';
-import { requireCapability, type ThrottleStore, type UserStore } from './capabilities.js';
+import { requireCapability } from './capabilities.js';
 import { HostCookie } from './cookies.js';
 import { DeviceCookies } from './devices.js';
-import { type Duration, parseDuration } from './duration.js';
+import { parseDuration } from './duration.js';
 import { ConfigError, StoreUnavailableError } from './errors.js';
-import { eventSink } from './events.js';
+import { type EventListener, eventSink } from './events.js';
 import {
   type Credentials,
   Login,
   type LoginContext,
   type LoginResult,
   type Reauthentication,
+  type SecondFactorMethod,
   type SignupResult,
   type StartedSession,
 } from './login.js';
+import type { LatchkeyOptions, SecondFactorOptions } from './options.js';
+import { appCredentials, NO_PASSWORDS, noUsers } from './password-check.js';
+import { PendingLogins } from './pending-login.js';
+import { rememberTokensOf } from './remember.js';
+import { SecondFactors } from './second-factors.js';
 import {
-  appCredentials,
-  type IsActive,
-  NO_PASSWORDS,
-  noUsers,
-  type VerifyCredentials,
-} from './password-check.js';
-import { type RememberOptions, rememberTokensOf } from './remember.js';
+  type SecondFactorFailure,
+  type SecondFactorProof,
+  SecondStep,
+  type StepUp,
+} from './second-step.js';
+import { SecretBox } from './secret-box.js';
 import {
   type IssuedSession,
   type NewSession,
   type SessionChanges,
-  type SessionOptions,
   Sessions,
   type Validation,
 } from './sessions.js';
 import { SignOut } from './sign-out.js';
-import type { JsonObject, SessionRecord } from './store.js';
-import { LoginThrottle, type LoginThrottleOptions } from './throttle.js';
+import type { AssuranceLevel, JsonObject, SessionRecord } from './store.js';
+import { LoginThrottle } from './throttle.js';
 
 export type { Denial, RequestInfo } from '../http/shared.js';
 export type { UserInfo } from './accounts.js';
@@ -48,56 +53,15 @@ export type {
   LoginContext,
   LoginResult,
   Reauthentication,
+  SecondFactorMethod,
+  SecondFactorRequired,
   SignupResult,
   StartedSession,
   Throttled,
 } from './login.js';
+export type { LatchkeyOptions, SecondFactorOptions } from './options.js';
 export type { IsActive, VerifyCredentials } from './password-check.js';
 export type { RememberOptions } from './remember.js';
-
-export interface LatchkeyOptions extends SessionOptions {
-  /** Default `"__Host-session"`; a `__Host-` name makes the browser refuse any Domain or Path trick. */
-  cookieName?: string;
-  /**
-   * Lets `cookieName` and `remember.cookieName` go without the `__Host-` prefix. Without the
-   * prefix a sibling subdomain can set or shadow the cookie; default false (a {@link ConfigError}).
-   */
-  allowUnprefixedCookieName?: boolean;
-  /** Where HTML navigations without a session are sent. Default `"/login"`. */
-  loginPath?: string;
-  /**
-   * Accounts kept by latchkey (often the same object as `store`); needs the "users" capability.
-   * Excludes `verifyCredentials`.
-   */
-  users?: UserStore;
-  /** For apps with their own user table. Excludes `users`. */
-  verifyCredentials?: VerifyCredentials;
-  /**
-   * With `verifyCredentials`: whether an app user may still be signed in. Checked on every
-   * remember-me restore and after every login, so a deleted or disabled user cannot come back.
-   */
-  isActive?: IsActive;
-  /**
-   * Login and sign-up attempt limits, counted in a store with the "throttle" capability. Off when
-   * absent. `deviceSecret` (at least 32 characters; the same on every process) turns on device
-   * cookies: a browser that logged in to an account before is throttled on its own counter, so
-   * strangers' wrong guesses cannot lock the owner out. Without it, every client is throttled per
-   * account and per IP.
-   */
-  throttle?: { store: ThrottleStore; deviceSecret?: string | Buffer } & LoginThrottleOptions;
-  /** "Remember me" tokens, issued when a login asks for them. Off when absent. */
-  remember?: RememberOptions;
-  /**
-   * How long after a password login sensitive changes (password, revoking sessions, disabling the
-   * account) go through without asking for the password again. Default `"10m"`.
-   */
-  reauthWindow?: Duration;
-  /**
-   * The site's name, for the password-strength check of latchkey's own accounts: like the
-   * username, a word a new password must not lean on ("acme2024!" for Acme).
-   */
-  siteName?: string;
-}
 
 export type Authentication =
   | {
@@ -134,6 +98,10 @@ export class Latchkey {
   /** The interval actually used between refresh writes (see {@link SessionOptions.touchInterval}). */
   readonly touchInterval: number;
   readonly maxSessionsPerUser: number | null;
+  readonly secondFactorPath: string;
+  /** Second factors of accounts (enrol, list, remove), or null without `secondFactor`. */
+  readonly secondFactors: SecondFactors | null;
+  private readonly secondStep: SecondStep | null;
   private readonly sessions: Sessions;
   private readonly accounts: Accounts | null;
   private readonly signOut: SignOut;
@@ -152,6 +120,7 @@ export class Latchkey {
       allowUnprefixed,
     });
     this.loginPath = options.loginPath ?? '/login';
+    this.secondFactorPath = options.secondFactorPath ?? '/login/second-factor';
     if (options.users && options.verifyCredentials) {
       throw new ConfigError(
         'users and verifyCredentials: give one way to check passwords, not both',
@@ -175,12 +144,16 @@ export class Latchkey {
     if (isActive !== undefined && (!verifyCredentials || typeof isActive !== 'function')) {
       throw new ConfigError('isActive: a function, given together with verifyCredentials');
     }
+    const emit = eventSink(options.onEvent);
+    const second = secondFactorsOf(options, now, emit, allowUnprefixed);
+    this.secondFactors = second?.factors ?? null;
+    const passwords =
+      this.accounts ??
+      (verifyCredentials ? appCredentials(verifyCredentials, isActive ?? null) : NO_PASSWORDS);
     this.flows = new Login({
       sessions,
       sessionCookie: this.sessionCookie,
-      passwords:
-        this.accounts ??
-        (verifyCredentials ? appCredentials(verifyCredentials, isActive ?? null) : NO_PASSWORDS),
+      passwords,
       accounts: this.accounts,
       throttle: throttleStore ? new LoginThrottle(throttleStore, now, throttle) : null,
       devices:
@@ -188,9 +161,13 @@ export class Latchkey {
       remember,
       signOut: this.signOut,
       reauthWindow: this.reauthWindow,
+      secondFactors: second,
       now,
-      emit: eventSink(options.onEvent),
+      emit,
     });
+    this.secondStep =
+      second &&
+      new SecondStep({ login: this.flows, ...second, passkeys: null, passwords, now, emit });
   }
 
   /**
@@ -224,6 +201,21 @@ export class Latchkey {
       const denial = denialFor(info, 'unavailable', this.loginPath);
       return { ok: false, reason: 'unavailable', setCookie: [], denial };
     }
+  }
+
+  /**
+   * Null when `session` holds assurance level `level`; otherwise the answer for a request that
+   * needs it: pages go to `secondFactorPath` (with a safe `next`), API calls get 401
+   * `{"error":"second_factor_required"}`.
+   */
+  requireAal(
+    session: SessionRecord,
+    level: AssuranceLevel,
+    request: Request | RequestInfo,
+  ): Denial | null {
+    if (session.aal >= level) return null;
+    const info = request instanceof Request ? requestInfoOf(request) : request;
+    return secondFactorDenial(info, this.secondFactorPath);
   }
 
   // The session engine (see Sessions).
@@ -269,10 +261,7 @@ export class Latchkey {
   }
 
   /** See {@link Sessions.rotate}. */
-  rotate(
-    current: SessionRecord,
-    changes?: SessionChanges,
-  ): Promise<IssuedSession | null> {
+  rotate(current: SessionRecord, changes?: SessionChanges): Promise<IssuedSession | null> {
     return this.sessions.rotate(current, changes);
   }
 
@@ -286,6 +275,28 @@ export class Latchkey {
   /** See {@link Login.login}. */
   login(credentials: Credentials, context?: LoginContext): Promise<LoginResult> {
     return this.flows.login(credentials, context);
+  }
+
+  /** See {@link SecondStep.complete}; needs `secondFactor`. */
+  completeLogin(
+    proof: SecondFactorProof,
+    context?: LoginContext,
+  ): Promise<LoginResult | SecondFactorFailure> {
+    return this.requireSecondStep().complete(proof, context);
+  }
+
+  /** See {@link SecondStep.pendingMethods}; needs `secondFactor`. */
+  pendingSecondFactor(cookieHeader: string | null): Promise<readonly SecondFactorMethod[] | null> {
+    return this.requireSecondStep().pendingMethods(cookieHeader);
+  }
+
+  /** See {@link SecondStep.stepUp}; needs `secondFactor`. */
+  stepUp(
+    session: SessionRecord,
+    proof: SecondFactorProof,
+    context?: LoginContext,
+  ): Promise<StepUp> {
+    return this.requireSecondStep().stepUp(session, proof, context);
   }
 
   /** See {@link Login.reauthenticate}. */
@@ -324,10 +335,7 @@ export class Latchkey {
   }
 
   /** See {@link Login.rotateSession}. */
-  rotateSession(
-    session: SessionRecord,
-    changes?: SessionChanges,
-  ): Promise<StartedSession | null> {
+  rotateSession(session: SessionRecord, changes?: SessionChanges): Promise<StartedSession | null> {
     return this.flows.rotateSession(session, changes);
   }
 
@@ -380,8 +388,38 @@ export class Latchkey {
     return this.requireAccounts().deleteUser(userId);
   }
 
+  private requireSecondStep(): SecondStep {
+    if (this.secondStep) return this.secondStep;
+    throw new ConfigError(
+      'secondFactor: this needs second factors (new Latchkey({ secondFactor }))',
+    );
+  }
+
   private requireAccounts(): Accounts {
     if (this.accounts) return this.accounts;
     throw noUsers();
   }
+}
+
+/** The second-factor parts `options` ask for, or null. */
+function secondFactorsOf(
+  options: LatchkeyOptions,
+  now: () => number,
+  emit: EventListener,
+  allowUnprefixed: boolean,
+): { factors: SecondFactors; pending: PendingLogins } | null {
+  const second: SecondFactorOptions | undefined = options.secondFactor;
+  if (!second) return null;
+  const store = requireCapability(second.store, 'second factors', 'secondFactor.store');
+  const throttle =
+    second.throttle ??
+    options.throttle?.store ??
+    requireCapability(second.store, 'throttle', 'secondFactor.throttle');
+  const keys = Array.isArray(second.secretKey) ? second.secretKey : [second.secretKey];
+  const box = new SecretBox(keys as readonly (string | Buffer)[], 'secondFactor.secretKey');
+  const issuer = second.issuer ?? options.siteName ?? 'latchkey';
+  return {
+    factors: new SecondFactors(store, throttle, box, issuer, now, emit),
+    pending: new PendingLogins(box, now, allowUnprefixed),
+  };
 }

@@ -4,11 +4,13 @@ import { CredentialError, passwordProblem, readLoginInput, usernameKey } from '.
 import type { DeviceCookies } from './devices.js';
 import { callStore } from './errors.js';
 import type { EventListener } from './events.js';
-import { noUsers, type PasswordCheck } from './password-check.js';
+import { noUsers, type PasswordCheck, type Unchanged } from './password-check.js';
+import type { PendingLogins } from './pending-login.js';
 import type { RememberTokens } from './remember.js';
+import type { SecondFactors } from './second-factors.js';
 import type { NewSession, SessionChanges, Sessions } from './sessions.js';
 import type { SignOut } from './sign-out.js';
-import type { JsonObject, SessionRecord } from './store.js';
+import type { AssuranceLevel, AuthMethod, JsonObject, SessionRecord } from './store.js';
 import type { AttemptClient, LoginThrottle } from './throttle.js';
 
 /** What a login or sign-up reads from untrusted input (a form or JSON body). */
@@ -40,8 +42,23 @@ export interface Throttled {
   readonly retryAfterSeconds: number;
 }
 
+/** A second factor a pending login can be completed with. */
+export type SecondFactorMethod = 'totp' | 'recovery' | 'passkey';
+
+/**
+ * The password was right and the account has a second factor: no session yet. `setCookie` starts
+ * the pending login (5 minutes, this browser only); complete it with `completeLogin`.
+ */
+export interface SecondFactorRequired {
+  readonly ok: false;
+  readonly error: 'second_factor_required';
+  readonly methods: readonly SecondFactorMethod[];
+  readonly setCookie: readonly string[];
+}
+
 export type LoginResult =
   | (StartedSession & { readonly ok: true; readonly user: JsonObject })
+  | SecondFactorRequired
   | {
       readonly ok: false;
       /**
@@ -85,8 +102,31 @@ export interface LoginParts {
   readonly remember: RememberTokens | null;
   readonly signOut: SignOut;
   readonly reauthWindow: number;
+  /** Second factors and the pending logins waiting for them; null when the app has none. */
+  readonly secondFactors: {
+    readonly factors: SecondFactors;
+    readonly pending: PendingLogins;
+  } | null;
   readonly now: () => number;
   readonly emit: EventListener;
+}
+
+/** An account whose credentials all checked out, about to be signed in. */
+export interface VerifiedAccount {
+  readonly userId: string;
+  readonly user: JsonObject;
+  /** The account's throttle key (see `usernameKey`). */
+  readonly key: string;
+  readonly unchanged: Unchanged;
+}
+
+/** How a login proved the user, and what it asked for. */
+export interface LoginProof {
+  readonly aal: AssuranceLevel;
+  readonly amr: readonly AuthMethod[];
+  readonly via: 'password' | 'second_factor' | 'passkey';
+  /** Whether to issue a remember-me token (when configured). */
+  readonly remember: boolean;
 }
 
 /**
@@ -103,7 +143,7 @@ export class Login {
   async login(credentials: Credentials, context: LoginContext = {}): Promise<LoginResult> {
     const input = readLoginInput(credentials);
     if (!input) return { ok: false, error: 'invalid_request' };
-    const { passwords, remember, emit } = this.parts;
+    const { passwords, emit } = this.parts;
     const throttleKey = usernameKey(input.username);
     const device = this.deviceOf(context, throttleKey);
     const throttled = await this.countAttempt(throttleKey, null, context, device);
@@ -114,11 +154,34 @@ export class Login {
       return { ok: false, error: 'invalid_credentials' };
     }
     await this.attemptSucceeded(throttleKey, device);
+    const { userId, user, unchanged } = check;
+    const account = { userId, user, key: throttleKey, unchanged };
+    const wantsRemember = credentials.remember === true;
+    const pending = await this.secondFactorRequired(account, wantsRemember);
+    if (pending) return pending;
+    const proof = { aal: 1, amr: PASSWORD, via: 'password', remember: wantsRemember } as const;
+    return this.finish(account, proof, context);
+  }
+
+  /**
+   * Signs in an account whose credentials all checked out: starts the session (ending any the
+   * request carried), issues a remember-me token when asked, and then re-checks the account.
+   */
+  async finish(
+    account: VerifiedAccount,
+    proof: LoginProof,
+    context: LoginContext,
+  ): Promise<LoginResult> {
+    const { remember, emit } = this.parts;
+    const { userId, user } = account;
+    const { ip, userAgent, cookie } = context;
+    const input = { user, ip, userAgent, aal: proof.aal, amr: proof.amr };
+    const started = await this.startSession(userId, input, cookie ?? null);
     const result = this.withDeviceCookie(
-      await this.startLoggedIn(check.userId, check.user, context),
-      throttleKey,
+      { ok: true as const, ...started, user: started.session.user },
+      account.key,
     );
-    const remembered = await this.rememberAtLogin(check.userId, credentials, context);
+    const remembered = await this.rememberAtLogin(userId, proof.remember, context);
     // Written first, checked second: a password change, disable or delete that ran during the
     // verification is seen here, or comes later and ends what was just written.
     const undo = async () => {
@@ -126,12 +189,31 @@ export class Login {
       if (remember && value !== null) await callStore(() => remember.forget(value));
       await this.parts.sessions.revoke(result.session.id);
     };
-    if (!(await confirmed(check.unchanged, undo))) {
-      emit({ type: 'login_failed', userId: check.userId, ...clientOf(context, device) });
+    if (!(await confirmed(account.unchanged, undo))) {
+      const device = this.deviceOf(context, account.key);
+      emit({ type: 'login_failed', userId, ...clientOf(context, device) });
       return { ok: false, error: 'invalid_credentials' };
     }
-    emit({ type: 'login_succeeded', session: result.session, via: 'password' });
+    emit({ type: 'login_succeeded', session: result.session, via: proof.via });
     return { ...result, setCookie: [...result.setCookie, ...remembered.setCookie] };
+  }
+
+  /** The pending login that waits for the account's second factor, or null when it has none. */
+  private async secondFactorRequired(
+    account: VerifiedAccount,
+    remember: boolean,
+  ): Promise<SecondFactorRequired | null> {
+    const second = this.parts.secondFactors;
+    if (!second) return null;
+    const status = await second.factors.status(account.userId);
+    if (!status.enabled) return null;
+    const methods: SecondFactorMethod[] = [];
+    if (status.totp) methods.push('totp');
+    if (status.passkeys.length > 0) methods.push('passkey');
+    if (status.recoveryCodesLeft > 0) methods.push('recovery');
+    const { userId, user, key } = account;
+    const { setCookie } = second.pending.start({ userId, user, key, remember });
+    return { ok: false, error: 'second_factor_required', methods, setCookie: [setCookie] };
   }
 
   /**
@@ -310,14 +392,14 @@ export class Login {
    */
   private async rememberAtLogin(
     userId: string,
-    credentials: Credentials,
+    wanted: boolean,
     context: LoginContext,
   ): Promise<{ value: string | null; setCookie: readonly string[] }> {
     const remember = this.parts.remember;
     if (!remember) return { value: null, setCookie: [] };
     const previous = remember.cookie.read(context.cookie).value;
     if (previous !== null) await callStore(() => remember.forget(previous));
-    if (credentials.remember !== true) {
+    if (!wanted) {
       return { value: null, setCookie: previous === null ? [] : [remember.cookie.blank()] };
     }
     const issued = await callStore(() => remember.issue(userId));
@@ -364,7 +446,8 @@ export class Login {
     context: LoginContext,
   ): Promise<StartedSession & { ok: true; user: JsonObject }> {
     const { ip, userAgent, cookie } = context;
-    const started = await this.startSession(userId, { user, ip, userAgent }, cookie ?? null);
+    const input = { user, ip, userAgent, amr: PASSWORD };
+    const started = await this.startSession(userId, input, cookie ?? null);
     return { ok: true, ...started, user: started.session.user };
   }
 }
@@ -395,4 +478,5 @@ function clientOf(
   return { ip, client: device !== null ? 'device' : ip === null ? 'unknown_ip' : 'ip' };
 }
 
+const PASSWORD: readonly AuthMethod[] = Object.freeze(['pwd']);
 const NOTHING_RESTORED = Object.freeze({ session: null, setCookie: Object.freeze([]) });

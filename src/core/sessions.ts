@@ -23,8 +23,8 @@ import {
 } from './session-cap.js';
 import { checkPatch, checkSnapshot, MAX_SNAPSHOT_BYTES } from './snapshots.js';
 import {
-  AUTH_METHODS,
   type AssuranceLevel,
+  AUTH_METHODS,
   type AuthMethod,
   type JsonObject,
   type SessionRecord,
@@ -348,7 +348,10 @@ export class Sessions {
    * null, leaving no new session, when the old one is already gone (revoked, logged out, expired
    * and swept): a rotation never brings a revoked session back under a new id.
    */
-  async rotate(current: SessionRecord, changes: SessionChanges = {}): Promise<IssuedSession | null> {
+  async rotate(
+    current: SessionRecord,
+    changes: SessionChanges = {},
+  ): Promise<IssuedSession | null> {
     const now = this.now();
     const { token, id } = this.newToken();
     const session: SessionRecord = {

@@ -14,7 +14,13 @@ export type JsonObject = { [key: string]: JsonValue };
  * bound to one device / synced between devices, `mfa` more than one factor.
  */
 export type AuthMethod = 'pwd' | 'otp' | 'hwk' | 'swk' | 'mfa';
-export const AUTH_METHODS: readonly AuthMethod[] = Object.freeze(['pwd', 'otp', 'hwk', 'swk', 'mfa']);
+export const AUTH_METHODS: readonly AuthMethod[] = Object.freeze([
+  'pwd',
+  'otp',
+  'hwk',
+  'swk',
+  'mfa',
+]);
 
 /** NIST SP 800-63B authenticator assurance level: 1 for one factor, 2 for two. */
 export type AssuranceLevel = 1 | 2;

@@ -108,6 +108,28 @@ export function denialFor(info: RequestInfo, reason: DenialReason, loginPath: st
   };
 }
 
+const SECOND_FACTOR_REQUIRED: Denial = Object.freeze({
+  status: 401,
+  headers: Object.freeze({ 'cache-control': 'no-store', 'content-type': 'application/json' }),
+  body: '{"error":"second_factor_required"}',
+});
+
+/**
+ * The answer to a request whose session lacks the assurance level it needs: 303 to
+ * `secondFactorPath` (with a safe `next`) for HTML navigations, 401 JSON for API calls.
+ */
+export function secondFactorDenial(info: RequestInfo, secondFactorPath: string): Denial {
+  if (!wantsHtml(info)) return SECOND_FACTOR_REQUIRED;
+  const target = info.method === 'GET' || info.method === 'HEAD' ? pathOf(info.url) : null;
+  const next = safeNextPath(target && withoutTokenLikeParams(target));
+  const location = next ? `${secondFactorPath}?next=${encodeURIComponent(next)}` : secondFactorPath;
+  return {
+    status: 303,
+    headers: { 'cache-control': 'no-store', location, 'content-type': 'text/html; charset=utf-8' },
+    body: `<!doctype html><title>Second factor</title><p><a href="${escapeHtml(location)}">Confirm it is you</a> to continue.</p>`,
+  };
+}
+
 /** A browser navigation or page load, as opposed to an API call. */
 export function wantsHtml(info: RequestInfo): boolean {
   const accept = info.accept ?? '';
