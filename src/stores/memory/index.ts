@@ -6,7 +6,14 @@ import type {
   ThrottleDecision,
 } from '../../core/capabilities.js';
 import { ConfigError } from '../../core/errors.js';
-import type { RememberRecord, SessionRecord, UserRecord } from '../../core/store.js';
+import type {
+  FactorKind,
+  FactorRecord,
+  RememberRecord,
+  SessionRecord,
+  UserRecord,
+} from '../../core/store.js';
+import { MemoryFactors } from './factors.js';
 import { MemoryRemember } from './remember.js';
 import { MemorySessions } from './sessions.js';
 import { MemoryThrottle } from './throttle.js';
@@ -29,6 +36,7 @@ export class MemoryStore implements LatchkeyStore {
   private readonly users = new MemoryUsers();
   private readonly attempts = new MemoryThrottle();
   private readonly remembered = new MemoryRemember();
+  private readonly factors = new MemoryFactors();
 
   constructor(options: MemoryStoreOptions = {}) {
     const max = options.maxSessions ?? 100_000;
@@ -84,6 +92,7 @@ export class MemoryStore implements LatchkeyStore {
     this.users.clear();
     this.attempts.clear();
     this.remembered.clear();
+    this.factors.clear();
   }
 
   async createUser(user: UserRecord): Promise<boolean> {
@@ -109,7 +118,9 @@ export class MemoryStore implements LatchkeyStore {
     return this.users.update(id, changes);
   }
 
+  /** Its second factors go with it. */
   async deleteUser(id: string): Promise<boolean> {
+    this.factors.deleteByUser(id);
     return this.users.delete(id);
   }
 
@@ -147,5 +158,38 @@ export class MemoryStore implements LatchkeyStore {
 
   async deleteExpiredRemember(now: number): Promise<number> {
     return this.remembered.deleteExpired(now);
+  }
+
+  async createFactor(factor: FactorRecord): Promise<void> {
+    this.factors.create(factor);
+  }
+
+  async listFactors(userId: string): Promise<FactorRecord[]> {
+    return this.factors.list(userId);
+  }
+
+  async updateFactor(
+    userId: string,
+    id: string,
+    changes: { readonly name?: string; readonly confirmed?: true },
+  ): Promise<boolean> {
+    return this.factors.update(userId, id, changes);
+  }
+
+  async advanceFactorCounter(
+    userId: string,
+    id: string,
+    counter: number,
+    now: number,
+  ): Promise<boolean> {
+    return this.factors.advanceCounter(userId, id, counter, now);
+  }
+
+  async deleteFactor(userId: string, id: string): Promise<boolean> {
+    return this.factors.delete(userId, id);
+  }
+
+  async deleteFactors(userId: string, kind?: FactorKind): Promise<number> {
+    return this.factors.deleteByUser(userId, kind);
   }
 }

@@ -1,6 +1,7 @@
 import type { DataChange, DataUpdate } from '../../core/capabilities.js';
 import { mergeData } from '../../core/data.js';
 import type { JsonObject, SessionRecord } from '../../core/store.js';
+import { Assurances } from './assurances.js';
 import { CHUNK, CHUNK_BITS, CHUNK_MASK } from './chunks.js';
 import { ExpiryHeap } from './expiry-heap.js';
 import { IdIndex } from './id-index.js';
@@ -18,13 +19,16 @@ const EMPTY_JSON = '{}';
 /**
  * The sessions of the memory store, laid out for a million of them in one process (about
  * 240 B each, see bench/): a record is a slot number; its id lives in the {@link IdIndex}, its five
- * times in one chunked Float64Array, and its user snapshot (with ip, user agent and data, when any
- * is set) in one JSON string. `get` builds a fresh record from the slot, so callers may keep or
+ * times in one chunked Float64Array, its `aal`/`amr` as the number of an interned pair
+ * ({@link Assurances}) in a chunked Uint16Array, and its user snapshot (with ip, user agent and
+ * data, when any is set) in one JSON string. `get` builds a fresh record from the slot, so callers may keep or
  * change it without touching the store. Expiry is a min-heap on `idleExpiresAt`, so a sweep costs
  * O(expired · log n), not O(n). Every method is synchronous, so atomic in this process.
  */
 export class MemorySessions {
   private timeChunks: Float64Array[] = [];
+  private assuranceChunks: Uint16Array[] = [];
+  private readonly assurances = new Assurances();
   private readonly ids = new IdIndex();
   /** The user id of each slot, or undefined when the slot is free. */
   private userIds: (string | undefined)[] = [];
@@ -44,10 +48,12 @@ export class MemorySessions {
   }
 
   create(record: SessionRecord): void {
+    // First: the only step that can throw, so a refused record changes nothing.
+    const assurance = this.assurances.numberOf(record.aal, record.amr);
     const existing = this.ids.find(record.id);
     if (existing !== -1) this.remove(existing);
     else if (this.count >= this.maxSessions) this.evictSoonest();
-    this.insert(record);
+    this.insert(record, assurance);
   }
 
   createCapped(record: SessionRecord, max: number): boolean {
@@ -137,6 +143,7 @@ export class MemorySessions {
 
   clear(): void {
     this.timeChunks = [];
+    this.assuranceChunks = [];
     this.ids.clear();
     this.userIds = [];
     this.payloads = [];
@@ -146,10 +153,11 @@ export class MemorySessions {
     this.count = 0;
   }
 
-  private insert(record: SessionRecord): void {
+  private insert(record: SessionRecord, assurance: number): void {
     const slot = this.freeSlots.pop() ?? this.userIds.length;
     if (slot >>> CHUNK_BITS === this.timeChunks.length) {
       this.timeChunks.push(new Float64Array(CHUNK * TIMES));
+      this.assuranceChunks.push(new Uint16Array(CHUNK));
     }
     const times = this.timesOf(slot);
     const base = (slot & CHUNK_MASK) * TIMES;
@@ -158,6 +166,7 @@ export class MemorySessions {
     times[base + IDLE] = record.idleExpiresAt;
     times[base + ABSOLUTE] = record.absoluteExpiresAt;
     times[base + AUTHENTICATED] = record.authenticatedAt;
+    (this.assuranceChunks[slot >>> CHUNK_BITS] as Uint16Array)[slot & CHUNK_MASK] = assurance;
     this.ids.add(record.id, slot);
     this.count++;
     // The per-user index's key and the slot share one string, so each user's id is kept once.
@@ -206,6 +215,9 @@ export class MemorySessions {
       user = payload === EMPTY_JSON ? {} : JSON.parse(payload);
       data = {};
     }
+    const assurance = (this.assuranceChunks[slot >>> CHUNK_BITS] as Uint16Array)[
+      slot & CHUNK_MASK
+    ] as number;
     return {
       id,
       userId: this.userIds[slot] as string,
@@ -214,6 +226,8 @@ export class MemorySessions {
       idleExpiresAt: times[base + IDLE] as number,
       absoluteExpiresAt: times[base + ABSOLUTE] as number,
       authenticatedAt: times[base + AUTHENTICATED] as number,
+      aal: this.assurances.aalOf(assurance),
+      amr: this.assurances.amrOf(assurance),
       ip,
       userAgent,
       user,
