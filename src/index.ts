@@ -11,6 +11,7 @@ export {
   type MigrationReport,
   type Migrations,
   type RememberStore,
+  type SecondFactorStore,
   type SessionDataPatch,
   type SessionIndex,
   type SessionPlacement,
@@ -52,6 +53,9 @@ export {
   type LoginResult,
   type Reauthentication,
   type RememberOptions,
+  type SecondFactorMethod,
+  type SecondFactorOptions,
+  type SecondFactorRequired,
   type SignupResult,
   type StartedSession,
   type Throttled,
@@ -59,20 +63,43 @@ export {
   type VerifyCredentials,
 } from './core/latchkey.js';
 export {
+  type CodeCheck,
+  type CodeProof,
+  type FactorSummary,
+  type SecondFactorStatus,
+  SecondFactors,
+  type TotpEnrolment,
+} from './core/second-factors.js';
+export {
+  type LoggedIn,
+  methodsOf,
+  type PasskeyProof,
+  type PasskeyVerifier,
+  type SecondFactorFailure,
+  type SecondFactorProof,
+  type StepUp,
+} from './core/second-step.js';
+export {
   type IssuedSession,
   type NewSession,
+  type SessionChanges,
   type SessionEvent,
   type SessionOptions,
   Sessions,
   type Validation,
 } from './core/sessions.js';
-export type {
-  JsonObject,
-  JsonValue,
-  RememberRecord,
-  SessionRecord,
-  SessionStore,
-  UserRecord,
+export {
+  type AssuranceLevel,
+  AUTH_METHODS,
+  type AuthMethod,
+  type FactorKind,
+  type FactorRecord,
+  type JsonObject,
+  type JsonValue,
+  type RememberRecord,
+  type SessionRecord,
+  type SessionStore,
+  type UserRecord,
 } from './core/store.js';
 export type { LoginThrottleOptions, ThrottleRule } from './core/throttle.js';
 export {

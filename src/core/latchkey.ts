@@ -29,6 +29,7 @@ import { PendingLogins } from './pending-login.js';
 import { rememberTokensOf } from './remember.js';
 import { SecondFactors } from './second-factors.js';
 import {
+  type LoggedIn,
   type SecondFactorFailure,
   type SecondFactorProof,
   SecondStep,
@@ -281,7 +282,7 @@ export class Latchkey {
   completeLogin(
     proof: SecondFactorProof,
     context?: LoginContext,
-  ): Promise<LoginResult | SecondFactorFailure> {
+  ): Promise<LoggedIn | SecondFactorFailure> {
     return this.requireSecondStep().complete(proof, context);
   }
 

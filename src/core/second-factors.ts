@@ -119,7 +119,6 @@ export class SecondFactors {
     }
     const id = newId();
     const secret = new Secret({ size: 20 });
-    const totp = this.totpOf(secret, accountName);
     await callStore(() =>
       this.store.createFactor({
         id,
@@ -133,9 +132,30 @@ export class SecondFactors {
         lastUsedAt: null,
       }),
     );
-    const uri = totp.toString();
+    return this.enrolmentOf(id, secret.base32, accountName);
+  }
+
+  /** An enrolment still waiting for its first code, shown again (after a wrong code), or null. */
+  async pendingEnrolment(
+    userId: string,
+    factorId: string,
+    accountName: string,
+  ): Promise<TotpEnrolment | null> {
+    const factor = (await this.list(userId)).find((candidate) =>
+      this.isEnrolling(candidate, factorId),
+    );
+    const base32 = factor ? this.box.open(factor.secret, totpContext(userId, factor.id)) : null;
+    return base32 === null ? null : this.enrolmentOf(factorId, base32, accountName);
+  }
+
+  private async enrolmentOf(
+    factorId: string,
+    base32: string,
+    accountName: string,
+  ): Promise<TotpEnrolment> {
+    const uri = this.totpOf(Secret.fromBase32(base32), accountName).toString();
     const qrSvg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-    return { factorId: id, secret: secret.base32, uri, qrSvg };
+    return { factorId, secret: base32, uri, qrSvg };
   }
 
   /**
@@ -153,13 +173,7 @@ export class SecondFactors {
     const throttled = await this.countAttempt(userId);
     if (throttled) return throttled;
     const factors = await this.list(userId);
-    const factor = factors.find(
-      (candidate) =>
-        candidate.id === factorId &&
-        candidate.kind === 'totp' &&
-        !candidate.confirmed &&
-        this.now() - candidate.createdAt < ENROLMENT_MS,
-    );
+    const factor = factors.find((candidate) => this.isEnrolling(candidate, factorId));
     if (!factor || !(await this.acceptTotp(factor, code)))
       return { ok: false, error: 'invalid_code' };
     if (!(await callStore(() => this.store.updateFactor(userId, factorId, { confirmed: true })))) {
@@ -305,6 +319,16 @@ export class SecondFactors {
       );
     }
     return codes;
+  }
+
+  /** Whether `factor` is the TOTP enrolment `factorId`, unconfirmed and not yet void. */
+  private isEnrolling(factor: FactorRecord, factorId: string): boolean {
+    return (
+      factor.id === factorId &&
+      factor.kind === 'totp' &&
+      !factor.confirmed &&
+      this.now() - factor.createdAt < ENROLMENT_MS
+    );
   }
 
   private totpOf(secret: Secret, label: string): TOTP {

@@ -1,5 +1,9 @@
 import type { EventListener } from './events.js';
 import type { Login, LoginContext, LoginResult, SecondFactorMethod, Throttled } from './login.js';
+
+/** A login that started its session. */
+export type LoggedIn = LoginResult & { readonly ok: true };
+
 import type { PasswordCheck } from './password-check.js';
 import type { PendingLogins } from './pending-login.js';
 import type { CodeProof, SecondFactors } from './second-factors.js';
@@ -83,7 +87,7 @@ export class SecondStep {
   async complete(
     proof: SecondFactorProof,
     context: LoginContext = {},
-  ): Promise<LoginResult | SecondFactorFailure> {
+  ): Promise<LoggedIn | SecondFactorFailure> {
     const { pending, login, passwords, emit } = this.parts;
     const waiting = pending.read(context.cookie);
     const ended = [pending.cookie.blank()];

@@ -31,7 +31,9 @@ export function tooMany(seconds: number): string {
 }
 
 /** A failed login's status, and what the login page says about it. */
-export function loginFailure(result: LoginResult & { ok: false }): {
+export function loginFailure(
+  result: Exclude<LoginResult, { ok: true } | { error: 'second_factor_required' }>,
+): {
   status: number;
   message: string;
 } {
@@ -44,7 +46,7 @@ export function loginFailure(result: LoginResult & { ok: false }): {
   return { status: 401, message: 'Incorrect username or password.' };
 }
 
-export function retryAfterOf(result: LoginResult & { ok: false }): Record<string, string> {
+export function retryAfterOf(result: Exclude<LoginResult, { ok: true }>): Record<string, string> {
   return result.error === 'too_many_attempts' ? retryAfterIn(result.retryAfterSeconds) : {};
 }
 

@@ -24,7 +24,9 @@ import { apiRoutes, revokeSessionRoute } from './routes/api.js';
 import { formRoutes } from './routes/forms.js';
 import { opsRoutes } from './routes/ops.js';
 import { pageRoutes } from './routes/pages.js';
+import { twoFactorRoutes } from './routes/two-factor.js';
 import { type AuthObserver, type Routes, Site } from './site.js';
+import { TwoFactorActions } from './two-factor-actions.js';
 
 export interface AppOptions {
   readonly latchkey: Latchkey;
@@ -50,6 +52,8 @@ export interface AppOptions {
    * URL (`?next=` or `?rd=`), for forward-auth set-ups; otherwise only same-origin paths.
    */
   readonly forwardAuthHosts?: readonly string[];
+  /** Forward-auth hosts whose sessions need a second factor (`--forward-auth-policy`). */
+  readonly twoFactorHosts?: readonly string[];
   /** Told how authentications and logins end (the server's metrics and access log). */
   readonly observer?: AuthObserver;
   /** Told about a request that failed unexpectedly (a 500); by default written to stderr. */
@@ -68,8 +72,12 @@ export function createApp(
     latchkey: options.latchkey,
     csrf: options.csrf,
     allowSignup: options.allowSignup,
-    returnTarget: returnTargets(options.forwardAuthHosts ?? [], https),
+    returnTarget: returnTargets(
+      [...(options.forwardAuthHosts ?? []), ...(options.twoFactorHosts ?? [])],
+      https,
+    ),
     observer: options.observer,
+    twoFactorHosts: new Set(options.twoFactorHosts),
   });
   const actions = new Actions(site);
   const routes = merge(
@@ -77,6 +85,7 @@ export function createApp(
     formRoutes(site, actions),
     apiRoutes(site, actions),
     opsRoutes(site, options.store, options.users),
+    options.latchkey.secondFactors ? twoFactorRoutes(site, new TwoFactorActions(site)) : {},
   );
   const revokeSession = revokeSessionRoute(site, actions);
 

@@ -68,6 +68,11 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       cookieName: config.cookieName,
       allowUnprefixedCookieName: config.insecureCookieName,
       siteName: 'latchkey',
+      // The secret file is the default key: SecretBox derives its own key from it.
+      secondFactor: {
+        store: users,
+        secretKey: config.secretKey.length > 0 ? config.secretKey : secret,
+      },
       onEvent: observeEvents(metrics, auditLog(audit)),
     });
     const app = createApp({
@@ -80,6 +85,9 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       https: config.behindHttps || tls !== null,
       loopbackOnly: !config.behindHttps && tls === null,
       forwardAuthHosts: config.forwardAuthHosts,
+      twoFactorHosts: [...config.forwardAuthPolicy]
+        .filter(([, level]) => level === 'two_factor')
+        .map(([host]) => host),
       observer: observeAuth(metrics),
       onError: (error) => logger.error({ err: errorFields(error) }, 'request failed'),
     });

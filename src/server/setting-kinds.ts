@@ -173,6 +173,48 @@ export const cookieName: Kind<string | null> = {
   show: (value) => value,
 };
 
+/** Keys that seal second-factor secrets: comma-separated, the first seals, each 32+ characters. */
+export const secretKeys: Kind<readonly string[]> = {
+  arg: 'KEYS',
+  parse(value) {
+    const entries = list(value);
+    if (!entries.ok) return entries;
+    if (!entries.value.every((key) => /^[\x21-\x2b\x2d-\x7e]{32,}$/.test(key))) {
+      return bad(
+        'each key must be at least 32 printable ASCII characters, without spaces or commas',
+      );
+    }
+    return ok(entries.value);
+  },
+  show: (value) => value.map(() => '***'),
+};
+
+/** How much sign-in a forward-auth host needs: `one_factor` (a session) or `two_factor` (AAL2). */
+export type ForwardAuthLevel = 'one_factor' | 'two_factor';
+
+/** `host=two_factor,other=one_factor`: per-host forward-auth policies, like Authelia's. */
+export const forwardAuthPolicies: Kind<ReadonlyMap<string, ForwardAuthLevel>> = {
+  arg: 'HOST=LEVEL',
+  parse(value) {
+    const entries = list(value);
+    if (!entries.ok) return entries;
+    const policies = new Map<string, ForwardAuthLevel>();
+    for (const entry of entries.value) {
+      const [host = '', level = '', ...rest] = entry.split('=');
+      const checked = hosts.parse(host);
+      if (rest.length > 0 || !checked.ok || checked.value.length !== 1) {
+        return bad(`"${entry}" is not HOST=one_factor or HOST=two_factor`);
+      }
+      if (level !== 'one_factor' && level !== 'two_factor') {
+        return bad(`"${entry}": the level is one_factor or two_factor`);
+      }
+      policies.set(checked.value[0] as string, level);
+    }
+    return ok(policies);
+  },
+  show: (value) => [...value].map(([host, level]) => `${host}=${level}`),
+};
+
 const tokenText = text('TOKEN');
 
 /** A bearer token: printable ASCII, at least 16 characters; `config check` shows it masked. */

@@ -8,11 +8,13 @@ import {
   cookieName,
   duration,
   flag,
+  forwardAuthPolicies,
   hosts,
   type Kind,
   logLevel,
   port,
   type Shown,
+  secretKeys,
   storeUrl,
   text,
 } from './setting-kinds.js';
@@ -140,6 +142,16 @@ const SETTINGS = [
     key: 'forwardAuthHosts',
     kind: hosts,
     help: 'comma-separated hosts the login page may return to by absolute URL (?next= or ?rd=), for nginx auth_request and the like',
+  },
+  {
+    key: 'forwardAuthPolicy',
+    kind: forwardAuthPolicies,
+    help: 'comma-separated HOST=two_factor (or one_factor): /auth/verify sends a session without a second factor to step up for HOST',
+  },
+  {
+    key: 'secretKey',
+    kind: secretKeys,
+    help: 'comma-separated keys sealing TOTP secrets at rest (AES-256-GCM), newest first; default derived from the secret file',
   },
 ] as const satisfies readonly SettingRow[];
 

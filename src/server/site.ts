@@ -60,6 +60,8 @@ export interface SiteOptions {
   /** Where the login page may send a browser back to; null for nowhere but the dashboard. */
   readonly returnTarget: (value: string | null | undefined) => string | null;
   readonly observer?: AuthObserver | undefined;
+  /** Forward-auth hosts (`host` or `host:port`) whose sessions need a second factor. */
+  readonly twoFactorHosts?: ReadonlySet<string>;
 }
 
 /** Binds the login and sign-up forms' CSRF tokens before there is a session. */
@@ -74,6 +76,7 @@ export class Site {
   readonly returnTarget: SiteOptions['returnTarget'];
   readonly observer: AuthObserver | undefined;
   private readonly csrf: CsrfTokens;
+  private readonly twoFactorHosts: ReadonlySet<string>;
 
   constructor(options: SiteOptions) {
     this.latchkey = options.latchkey;
@@ -81,6 +84,27 @@ export class Site {
     this.allowSignup = options.allowSignup;
     this.returnTarget = options.returnTarget;
     this.observer = options.observer;
+    this.twoFactorHosts = options.twoFactorHosts ?? new Set();
+  }
+
+  /**
+   * Whether a session needs assurance level 2 for `target` (an absolute URL, or a path on
+   * `host`): its host has the forward-auth policy `two_factor`.
+   */
+  needsSecondFactor(target: string | null, host: string | null): boolean {
+    if (this.twoFactorHosts.size === 0) return false;
+    let targetHost = host;
+    if (target !== null && !target.startsWith('/')) {
+      try {
+        targetHost = new URL(target).host;
+      } catch {
+        return false;
+      }
+    }
+    if (targetHost === null) return false;
+    const name = targetHost.toLowerCase();
+    const hostname = name.replace(/:\d+$/, '');
+    return this.twoFactorHosts.has(name) || this.twoFactorHosts.has(hostname);
   }
 
   /** The request's sign-in, timed and told to the observer. */

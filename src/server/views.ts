@@ -34,7 +34,7 @@ export function form(options: {
   return html`<form method="post" action="${options.action}"${className}>${hidden}${options.body}</form>`;
 }
 
-function layout(options: { title: string; viewer?: Viewer | null; main: SafeHtml }): string {
+export function layout(options: { title: string; viewer?: Viewer | null; main: SafeHtml }): string {
   const viewer = options.viewer;
   const nav = viewer
     ? html`<nav aria-label="Account">
@@ -63,7 +63,7 @@ ${options.main}
 `.markup;
 }
 
-function errorNotice(message: string | null): SafeHtml | null {
+export function errorNotice(message: string | null): SafeHtml | null {
   return message ? html`<p class="error" role="alert" id="form-error">${message}</p>` : null;
 }
 
@@ -151,6 +151,7 @@ export function profilePage(viewer: Viewer, session: SessionRecord): string {
   <dt>Last password check</dt><dd>${time(session.authenticatedAt)}</dd>
 </dl>
 <p><a href="/password">Change your password</a></p>
+<p><a href="/profile/two-factor">Two-factor authentication</a>: ${session.aal === 2 ? 'this session used a second factor.' : 'a second factor keeps your password alone from signing in.'}</p>
 <h2>Sign out everywhere</h2>
 <p>Ends every session and "keep me signed in" token of your account, this one included.</p>
 ${form({ action: '/logout-everywhere', csrf, body: html`<button type="submit" class="danger">Log out everywhere</button>` })}
@@ -161,7 +162,7 @@ ${form({ action: '/account/disable', csrf, className: 'stack', body: html`${curr
 }
 
 /** Asks for the current password: required once the last password login is no longer recent. */
-function currentPasswordField(required: boolean): SafeHtml {
+export function currentPasswordField(required: boolean): SafeHtml {
   return html`<label for="current_password">Current password${required ? null : ' (if asked)'}</label>
     <input id="current_password" name="current_password" type="password" autocomplete="current-password"
       maxlength="1024"${required ? html` required` : null}>`;
@@ -280,7 +281,7 @@ export function renavigatePage(target: string): string {
 `.markup;
 }
 
-function time(ms: number): SafeHtml {
+export function time(ms: number): SafeHtml {
   const iso = new Date(ms).toISOString();
   return html`<time datetime="${iso}">${iso.slice(0, 19).replace('T', ' ')} UTC</time>`;
 }

@@ -29,6 +29,10 @@ export function apiRoutes(site: Site, actions: Actions): Routes {
         const body = await readJsonObject(ctx.req);
         if (!body.ok) return body.reply;
         const result = await actions.login(ctx, body.value);
+        if (!result.ok && result.error === 'second_factor_required') {
+          const { methods, setCookie } = result;
+          return jsonReply(401, { error: result.error, methods }, { setCookie });
+        }
         if (!result.ok) {
           const { status } = loginFailure(result);
           return jsonReply(status, { error: result.error }, { headers: retryAfterOf(result) });

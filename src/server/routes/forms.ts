@@ -86,6 +86,12 @@ export function formRoutes(site: Site, actions: Actions): Routes {
             remember: fields.remember === 'on',
           });
           if (result.ok) return signedIn(result.setCookie, post.next);
+          if (result.error === 'second_factor_required') {
+            // The pre-login CSRF cookie stays: the second step's form is bound to it too.
+            const next = post.next ? `?next=${encodeURIComponent(post.next)}` : '';
+            const step = `${site.latchkey.secondFactorPath}${next}`;
+            return redirect(step, { setCookie: result.setCookie });
+          }
           const { status, message } = loginFailure(result);
           const page = loginPage({ ...shown(post), csrf, error: message, allowSignup });
           return htmlReply(status, page, { headers: retryAfterOf(result) });

@@ -4,6 +4,7 @@ import type { SessionStore, UserStore } from '../../index.js';
 import { retryAfter } from '../answers.js';
 import { jsonReply } from '../http.js';
 import type { ServerMetrics } from '../metrics.js';
+import { header } from '../request.js';
 import type { Routes, Site } from '../site.js';
 import { userOf } from '../views.js';
 
@@ -57,6 +58,11 @@ export function opsRoutes(site: Site, store: SessionStore, users?: UserStore): R
         if (!auth.ok) {
           const status = auth.reason === 'unavailable' ? 503 : 401;
           return { status, setCookie: auth.setCookie, headers: status === 503 ? retryAfter() : {} };
+        }
+        // A host whose policy is `two_factor` takes only level-2 sessions; the login page then
+        // sends the browser on to the second-factor step and back (`rd`).
+        if (auth.session.aal < 2 && site.needsSecondFactor(null, header(ctx.req, 'host'))) {
+          return { status: 401, setCookie: auth.setCookie, headers: {} };
         }
         const user = userOf(auth.session.user, auth.session.userId);
         return {

@@ -1,5 +1,5 @@
 import { htmlReply, redirect } from '../http.js';
-import { nextOf } from '../request.js';
+import { header, nextOf } from '../request.js';
 import { isSignedin, type Routes, type Site } from '../site.js';
 import { STYLESHEET } from '../style.js';
 import {
@@ -28,7 +28,14 @@ export function pageRoutes(site: Site): Routes {
       GET: async (ctx) => {
         const next = site.returnTarget(nextOf(ctx));
         const auth = await site.authenticate(ctx, false);
-        if (auth.ok) return redirect(next ?? '/dashboard', { setCookie: auth.setCookie });
+        if (auth.ok) {
+          const { session, setCookie } = auth;
+          if (session.aal < 2 && site.needsSecondFactor(next, header(ctx.req, 'host'))) {
+            const step = `${latchkey.secondFactorPath}?next=${encodeURIComponent(next ?? '/dashboard')}`;
+            return redirect(step, { setCookie });
+          }
+          return redirect(next ?? '/dashboard', { setCookie });
+        }
         const token = site.preLoginToken(ctx);
         const page = loginPage({ csrf: token.csrf, next, allowSignup: site.allowSignup });
         return htmlReply(200, page, { setCookie: [...auth.setCookie, ...token.setCookie] });
