@@ -1,4 +1,4 @@
-import { type Latchkey as LatchkeyType, Latchkey, MemoryStore, type SessionEvent } from 'latchkey';
+import { Latchkey, type Latchkey as LatchkeyType, MemoryStore, type SessionEvent } from 'latchkey';
 import { Secret, TOTP } from 'otpauth';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../helpers/clock.js';
@@ -44,7 +44,10 @@ function cookieOf(...setCookie: (readonly string[])[]): string {
 
 /** A code from the user's authenticator app at the clock's time (`stepOffset` steps away). */
 function codeAt(secret: string, time: number, stepOffset = 0): string {
-  return TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: time + stepOffset * 30_000 });
+  return TOTP.generate({
+    secret: Secret.fromBase32(secret),
+    timestamp: time + stepOffset * 30_000,
+  });
 }
 
 /** Enrols and confirms TOTP for `userId`; gives the base32 secret and the recovery codes. */
@@ -147,9 +150,12 @@ describe('a login with a second factor', () => {
     expect(asSession.ok).toBe(false);
 
     const cookie = cookieOf(pending.setCookie);
-    const done = await auth.completeLogin({ type: 'totp', code: codeAt(secret, clock.now()) }, {
-      cookie,
-    });
+    const done = await auth.completeLogin(
+      { type: 'totp', code: codeAt(secret, clock.now()) },
+      {
+        cookie,
+      },
+    );
     if (!done.ok) throw new Error(done.error);
     expect(done.session).toMatchObject({ userId: user.id, aal: 2, amr: ['pwd', 'otp', 'mfa'] });
     expect(done.setCookie.some((line) => line.startsWith('__Host-session='))).toBe(true);
@@ -157,7 +163,9 @@ describe('a login with a second factor', () => {
     expect(done.setCookie.some((line) => /^__Host-latchkey-2fa=;.*Max-Age=0/.test(line))).toBe(
       true,
     );
-    expect(events.some((event) => event.type === 'login_succeeded' && event.via === 'second_factor')).toBe(true);
+    expect(
+      events.some((event) => event.type === 'login_succeeded' && event.via === 'second_factor'),
+    ).toBe(true);
     const signedIn = await auth.authenticate({
       method: 'GET',
       url: '/dashboard',
@@ -265,7 +273,10 @@ describe('a login with a second factor', () => {
     const { secret } = await enrol(auth, clock, user.id);
     const cookie = cookieOf((await pendingLogin(auth)).setCookie);
     expect(await auth.pendingSecondFactor(cookie)).toEqual(['totp', 'recovery']);
-    const tampered = cookie.replace(/.(;|$)/, (char) => (char[0] === 'A' ? 'B' : 'A') + char.slice(1));
+    const tampered = cookie.replace(
+      /.(;|$)/,
+      (char) => (char[0] === 'A' ? 'B' : 'A') + char.slice(1),
+    );
     expect(await auth.pendingSecondFactor(tampered)).toBeNull();
     const none = await auth.completeLogin({ type: 'totp', code: codeAt(secret, clock.now()) }, {});
     expect(none).toMatchObject({ ok: false, error: 'no_pending_login' });
@@ -321,7 +332,13 @@ describe('step-up and requireAal', () => {
     const login = await auth.login({ username: 'ada', password: PASSWORD });
     if (!login.ok) throw new Error(login.error);
     expect(login.session).toMatchObject({ aal: 1, amr: ['pwd'] });
-    const api = { method: 'GET', url: '/api/me', cookie: null, accept: 'application/json', secFetchMode: null };
+    const api = {
+      method: 'GET',
+      url: '/api/me',
+      cookie: null,
+      accept: 'application/json',
+      secFetchMode: null,
+    };
     const page = { ...api, url: '/admin?tab=keys', accept: 'text/html', secFetchMode: 'navigate' };
     expect(auth.requireAal(login.session, 1, api)).toBeNull();
     expect(auth.requireAal(login.session, 2, api)).toMatchObject({
@@ -336,10 +353,17 @@ describe('step-up and requireAal', () => {
     const { secret } = await enrol(auth, clock, user.id);
     const wrong = await auth.stepUp(login.session, { type: 'totp', code: '000000' });
     expect(wrong).toEqual({ ok: false, error: 'invalid_code' });
-    const up = await auth.stepUp(login.session, { type: 'totp', code: codeAt(secret, clock.now()) });
+    const up = await auth.stepUp(login.session, {
+      type: 'totp',
+      code: codeAt(secret, clock.now()),
+    });
     if (!up.ok) throw new Error(up.error);
     expect(up.session.id).not.toBe(login.session.id);
-    expect(up.session).toMatchObject({ aal: 2, amr: ['pwd', 'otp', 'mfa'], authenticatedAt: clock.now() });
+    expect(up.session).toMatchObject({
+      aal: 2,
+      amr: ['pwd', 'otp', 'mfa'],
+      authenticatedAt: clock.now(),
+    });
     expect(auth.requireAal(up.session, 2, api)).toBeNull();
     expect(await auth.validate(cookieOf(login.setCookie).split('=')[1] as string)).toMatchObject({
       session: null,
