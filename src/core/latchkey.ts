@@ -12,22 +12,22 @@ import { HostCookie } from './cookies.js';
 import { DeviceCookies } from './devices.js';
 import { parseDuration } from './duration.js';
 import { ConfigError, StoreUnavailableError } from './errors.js';
-import { type EventListener, eventSink } from './events.js';
-import {
-  type Credentials,
-  Login,
-  type LoginContext,
-  type LoginResult,
-  type Reauthentication,
-  type SecondFactorMethod,
-  type SignupResult,
-  type StartedSession,
-} from './login.js';
-import type { LatchkeyOptions, SecondFactorOptions } from './options.js';
+import { eventSink } from './events.js';
+import { Login } from './login.js';
+import type {
+  Credentials,
+  LoginContext,
+  LoginResult,
+  Reauthentication,
+  SecondFactorMethod,
+  SignupResult,
+  StartedSession,
+} from './login-types.js';
+import type { Authentication, LatchkeyOptions } from './options.js';
 import { appCredentials, NO_PASSWORDS, noUsers } from './password-check.js';
-import { PendingLogins } from './pending-login.js';
 import { rememberTokensOf } from './remember.js';
-import { SecondFactors } from './second-factors.js';
+import { secondFactorsOf } from './second-factor-setup.js';
+import type { SecondFactors } from './second-factors.js';
 import {
   type LoggedIn,
   type SecondFactorFailure,
@@ -35,7 +35,6 @@ import {
   SecondStep,
   type StepUp,
 } from './second-step.js';
-import { SecretBox } from './secret-box.js';
 import {
   type IssuedSession,
   type NewSession,
@@ -59,25 +58,10 @@ export type {
   SignupResult,
   StartedSession,
   Throttled,
-} from './login.js';
-export type { LatchkeyOptions, SecondFactorOptions } from './options.js';
+} from './login-types.js';
+export type { Authentication, LatchkeyOptions, SecondFactorOptions } from './options.js';
 export type { IsActive, VerifyCredentials } from './password-check.js';
 export type { RememberOptions } from './remember.js';
-
-export type Authentication =
-  | {
-      readonly ok: true;
-      readonly session: SessionRecord;
-      readonly user: JsonObject;
-      readonly setCookie: readonly string[];
-    }
-  | {
-      readonly ok: false;
-      readonly reason: DenialReason;
-      readonly denial: Denial;
-      /** Clears a cookie that named no valid session. */
-      readonly setCookie: readonly string[];
-    };
 
 /** No cookie to set: shared, so a validated request allocates no array for it. */
 const NO_COOKIES: readonly string[] = Object.freeze([]);
@@ -400,27 +384,4 @@ export class Latchkey {
     if (this.accounts) return this.accounts;
     throw noUsers();
   }
-}
-
-/** The second-factor parts `options` ask for, or null. */
-function secondFactorsOf(
-  options: LatchkeyOptions,
-  now: () => number,
-  emit: EventListener,
-  allowUnprefixed: boolean,
-): { factors: SecondFactors; pending: PendingLogins } | null {
-  const second: SecondFactorOptions | undefined = options.secondFactor;
-  if (!second) return null;
-  const store = requireCapability(second.store, 'second factors', 'secondFactor.store');
-  const throttle =
-    second.throttle ??
-    options.throttle?.store ??
-    requireCapability(second.store, 'throttle', 'secondFactor.throttle');
-  const keys = Array.isArray(second.secretKey) ? second.secretKey : [second.secretKey];
-  const box = new SecretBox(keys as readonly (string | Buffer)[], 'secondFactor.secretKey');
-  const issuer = second.issuer ?? options.siteName ?? 'latchkey';
-  return {
-    factors: new SecondFactors(store, throttle, box, issuer, now, emit),
-    pending: new PendingLogins(box, now, allowUnprefixed),
-  };
 }

@@ -4,90 +4,29 @@ import { CredentialError, passwordProblem, readLoginInput, usernameKey } from '.
 import type { DeviceCookies } from './devices.js';
 import { callStore } from './errors.js';
 import type { EventListener } from './events.js';
-import { noUsers, type PasswordCheck, type Unchanged } from './password-check.js';
+import type {
+  Credentials,
+  LoginContext,
+  LoginProof,
+  LoginResult,
+  Reauthentication,
+  SecondFactorMethod,
+  SecondFactorRequired,
+  SignupResult,
+  StartedSession,
+  Throttled,
+  VerifiedAccount,
+} from './login-types.js';
+import { confirmed, noUsers, type PasswordCheck } from './password-check.js';
 import type { PendingLogins } from './pending-login.js';
 import type { RememberTokens } from './remember.js';
+import { restoreSession } from './restore.js';
 import type { SecondFactors } from './second-factors.js';
 import type { NewSession, SessionChanges, Sessions } from './sessions.js';
 import type { SignOut } from './sign-out.js';
-import type { AssuranceLevel, AuthMethod, JsonObject, SessionRecord } from './store.js';
+import type { AuthMethod, JsonObject, SessionRecord } from './store.js';
+
 import type { AttemptClient, LoginThrottle } from './throttle.js';
-
-/** What a login or sign-up reads from untrusted input (a form or JSON body). */
-export interface Credentials {
-  readonly username?: unknown;
-  readonly password?: unknown;
-  /** `true` asks for a remember-me token (when configured); anything else does not. */
-  readonly remember?: unknown;
-}
-
-/** The request a login comes from. */
-export interface LoginContext {
-  readonly ip?: string | null;
-  readonly userAgent?: string | null;
-  /** The request's `Cookie` header: any session it names is ended (no fixation). */
-  readonly cookie?: string | null;
-}
-
-export interface StartedSession {
-  readonly session: SessionRecord;
-  /** Send every value as its own `Set-Cookie` header. */
-  readonly setCookie: readonly string[];
-}
-
-/** Too many recent attempts on this account or from this IP; nothing was checked. */
-export interface Throttled {
-  readonly ok: false;
-  readonly error: 'too_many_attempts';
-  readonly retryAfterSeconds: number;
-}
-
-/** A second factor a pending login can be completed with. */
-export type SecondFactorMethod = 'totp' | 'recovery' | 'passkey';
-
-/**
- * The password was right and the account has a second factor: no session yet. `setCookie` starts
- * the pending login (5 minutes, this browser only); complete it with `completeLogin`.
- */
-export interface SecondFactorRequired {
-  readonly ok: false;
-  readonly error: 'second_factor_required';
-  readonly methods: readonly SecondFactorMethod[];
-  readonly setCookie: readonly string[];
-}
-
-export type LoginResult =
-  | (StartedSession & { readonly ok: true; readonly user: JsonObject })
-  | SecondFactorRequired
-  | {
-      readonly ok: false;
-      /**
-       * `invalid_request`: a field is missing, not a string or oversize (decided before hashing).
-       * `invalid_credentials`: unknown user, wrong password or disabled account, never told apart.
-       */
-      readonly error: 'invalid_credentials' | 'invalid_request';
-    }
-  | Throttled;
-
-/**
- * A sensitive change may go ahead: `session` is the caller's session, rotated (with new cookies
- * in `setCookie`) when the password was just confirmed.
- */
-export type Reauthentication =
-  | { readonly ok: true; readonly session: SessionRecord; readonly setCookie: readonly string[] }
-  | { readonly ok: false; readonly error: 'reauthentication_required' }
-  | Throttled;
-
-export type SignupResult =
-  | (StartedSession & { readonly ok: true; readonly user: JsonObject })
-  | {
-      readonly ok: false;
-      readonly error: CredentialError['code'];
-      /** Safe to show the person signing up. */
-      readonly message: string;
-    }
-  /** Too many recent sign-ups from this IP, or from everywhere; nothing was checked. */
-  | Throttled;
 
 /** What a login is made of; the facade builds each part from its options. */
 export interface LoginParts {
@@ -109,24 +48,6 @@ export interface LoginParts {
   } | null;
   readonly now: () => number;
   readonly emit: EventListener;
-}
-
-/** An account whose credentials all checked out, about to be signed in. */
-export interface VerifiedAccount {
-  readonly userId: string;
-  readonly user: JsonObject;
-  /** The account's throttle key (see `usernameKey`). */
-  readonly key: string;
-  readonly unchanged: Unchanged;
-}
-
-/** How a login proved the user, and what it asked for. */
-export interface LoginProof {
-  readonly aal: AssuranceLevel;
-  readonly amr: readonly AuthMethod[];
-  readonly via: 'password' | 'second_factor' | 'passkey';
-  /** Whether to issue a remember-me token (when configured). */
-  readonly remember: boolean;
 }
 
 /**
@@ -338,52 +259,12 @@ export class Login {
     };
   }
 
-  /**
-   * A new session from the request's remember-me cookie (rotating the token), or none, with the
-   * cookies to set. A replayed rotated token is theft: the user is logged out everywhere.
-   */
-  async restore(
+  /** See {@link restoreSession}. */
+  restore(
     cookieHeader: string | null,
     client: { readonly ip?: string | null; readonly userAgent?: string | null },
   ): Promise<{ session: SessionRecord | null; setCookie: readonly string[] }> {
-    const { remember, sessions, sessionCookie, passwords, signOut, emit } = this.parts;
-    if (!remember) return NOTHING_RESTORED;
-    const read = remember.cookie.read(cookieHeader);
-    if (read.value === null) {
-      return read.reason === 'malformed'
-        ? { session: null, setCookie: [remember.cookie.blank()] }
-        : NOTHING_RESTORED;
-    }
-    const value = read.value;
-    const check = await callStore(() => remember.use(value));
-    if (check.status === 'theft') {
-      await signOut.afterTheft(check.userId);
-      emit({ type: 'theft_detected', userId: check.userId });
-    }
-    if (check.status !== 'valid') return { session: null, setCookie: [remember.cookie.blank()] };
-    const { userId } = check.record;
-    const user = await passwords.rememberedUser(userId);
-    if (!user) {
-      await signOut.forgetRemembered(userId);
-      return { session: null, setCookie: [remember.cookie.blank()] };
-    }
-    const { session, token } = await sessions.create(userId, {
-      user,
-      ip: client.ip ?? null,
-      userAgent: client.userAgent ?? null,
-      // The password login that started the token chain: a remembered login is never "recent".
-      authenticatedAt: check.record.createdAt,
-    });
-    // Written first, checked second: a sign-out forgets tokens before it ends sessions, so one
-    // that ran meanwhile is seen here (or ends this session); so is a disabled or deleted user.
-    const kept = async () =>
-      (await callStore(() => remember.kept(check.record))) &&
-      (await passwords.rememberedUser(userId)) !== null;
-    if (!(await confirmed(kept, () => sessions.revoke(session.id)))) {
-      return { session: null, setCookie: [remember.cookie.blank()] };
-    }
-    emit({ type: 'login_succeeded', session, via: 'remember' });
-    return { session, setCookie: [sessionCookie.serialize(token), check.setCookie] };
+    return restoreSession(this.parts, cookieHeader, client);
   }
 
   /**
@@ -452,23 +333,6 @@ export class Login {
   }
 }
 
-/**
- * Whether `unchanged` holds; when it does not, or cannot tell (an outage), `undo` first takes
- * back what the flow wrote, so no session is left that its own check refused.
- */
-async function confirmed(
-  unchanged: () => Promise<boolean>,
-  undo: () => Promise<unknown>,
-): Promise<boolean> {
-  let holds = false;
-  try {
-    holds = await unchanged();
-  } finally {
-    if (!holds) await undo();
-  }
-  return holds;
-}
-
 /** The event fields that say how an attempt was counted (see {@link AttemptClient}). */
 function clientOf(
   context: LoginContext,
@@ -479,4 +343,3 @@ function clientOf(
 }
 
 const PASSWORD: readonly AuthMethod[] = Object.freeze(['pwd']);
-const NOTHING_RESTORED = Object.freeze({ session: null, setCookie: Object.freeze([]) });

@@ -1,8 +1,10 @@
+import type { Denial, DenialReason } from '../http/shared.js';
 import type { SecondFactorStore, ThrottleStore, UserStore } from './capabilities.js';
 import type { Duration } from './duration.js';
 import type { IsActive, VerifyCredentials } from './password-check.js';
 import type { RememberOptions } from './remember.js';
 import type { SessionOptions } from './sessions.js';
+import type { JsonObject, SessionRecord } from './store.js';
 import type { LoginThrottleOptions } from './throttle.js';
 
 export interface LatchkeyOptions extends SessionOptions {
@@ -70,3 +72,18 @@ export interface SecondFactorOptions {
   /** Code attempts are counted here; default `throttle.store`, else `store` ("throttle" capability). */
   throttle?: ThrottleStore;
 }
+
+export type Authentication =
+  | {
+      readonly ok: true;
+      readonly session: SessionRecord;
+      readonly user: JsonObject;
+      readonly setCookie: readonly string[];
+    }
+  | {
+      readonly ok: false;
+      readonly reason: DenialReason;
+      readonly denial: Denial;
+      /** Clears a cookie that named no valid session. */
+      readonly setCookie: readonly string[];
+    };

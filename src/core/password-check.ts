@@ -109,3 +109,20 @@ async function usersRequired(): Promise<never> {
 export function noUsers(): ConfigError {
   return new ConfigError('users: this needs a UserStore (new Latchkey({ users, ... }))');
 }
+
+/**
+ * Whether `unchanged` holds; when it does not, or cannot tell (an outage), `undo` first takes
+ * back what the flow wrote, so no session is left that its own check refused.
+ */
+export async function confirmed(
+  unchanged: () => Promise<boolean>,
+  undo: () => Promise<unknown>,
+): Promise<boolean> {
+  let holds = false;
+  try {
+    holds = await unchanged();
+  } finally {
+    if (!holds) await undo();
+  }
+  return holds;
+}

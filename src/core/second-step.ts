@@ -1,5 +1,6 @@
 import type { EventListener } from './events.js';
-import type { Login, LoginContext, LoginResult, SecondFactorMethod, Throttled } from './login.js';
+import type { Login } from './login.js';
+import type { LoginContext, LoginResult, SecondFactorMethod, Throttled } from './login-types.js';
 
 /** A login that started its session. */
 export type LoggedIn = LoginResult & { readonly ok: true };

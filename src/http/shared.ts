@@ -1,6 +1,6 @@
 import { ConfigError } from '../core/errors.js';
 import type { Authentication, Latchkey } from '../core/latchkey.js';
-import type { Credentials, LoginContext, LoginResult } from '../core/login.js';
+import type { Credentials, LoginContext, LoginResult } from '../core/login-types.js';
 import type { JsonObject, SessionRecord } from '../core/store.js';
 
 // HTTP presentation shared by every adapter: what latchkey reads from a request, how a request

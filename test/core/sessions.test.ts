@@ -49,6 +49,8 @@ describe('seed flow steps owned by the engine', () => {
       idleExpiresAt: clock.time + 30 * MINUTE,
       absoluteExpiresAt: clock.time + 12 * 60 * MINUTE,
       authenticatedAt: clock.time,
+      aal: 1,
+      amr: [],
       ip: '203.0.113.7',
       userAgent: 'Firefox',
       user: { name: 'Ada' },
