@@ -20,6 +20,8 @@ export function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
     user: { name: 'Ada', roles: ['admin'], nested: { ok: true, n: 1.5 } },
     data: {},
     ...overrides,
+    aal: overrides.aal ?? 1,
+    amr: overrides.amr ?? [],
   };
 }
 

@@ -31,6 +31,20 @@ export function describeSessionStore<S extends SessionStore>(
       expect(await store.get(created.id)).toEqual(created);
     });
 
+    it('assurance level and methods round-trip, in order', async () => {
+      const twoFactor = record({ aal: 2, amr: ['pwd', 'otp', 'mfa'] });
+      const passkey = record({ aal: 2, amr: ['hwk', 'mfa'] });
+      const password = record({ amr: ['pwd'] });
+      for (const created of [twoFactor, passkey, password]) {
+        await store.create(created);
+        expect(await store.get(created.id)).toEqual(created);
+      }
+      // The default (what a record from before levels reads as) round-trips too.
+      const plain = record();
+      await store.create(plain);
+      expect(await store.get(plain.id)).toMatchObject({ aal: 1, amr: [] });
+    });
+
     it('get of an unknown id is null, not an error', async () => {
       expect(await store.get(randomBytes(32).toString('base64url'))).toBeNull();
     });

@@ -1,14 +1,23 @@
 // Records to rows and back, for the SQL stores (SQLite and PostgreSQL). Both keep the same
 // columns: times as integer epoch milliseconds, JSON as text, a user's flag as 0/1 on the way in
 // (PostgreSQL's BOOLEAN reads '0'/'1' as false/true). PostgreSQL gives its BIGINTs back as numbers
-// (its folder sets the type parser), so a row reads the same from either engine.
+// (its folder sets the type parser), so a row reads the same from either engine. `aal` and `amr`
+// come last (columns added after the others): the level as 1/2, the methods as space-separated text.
 
-import type { JsonObject, RememberRecord, SessionRecord, UserRecord } from '../../core/store.js';
+import type {
+  FactorKind,
+  FactorRecord,
+  JsonObject,
+  RememberRecord,
+  SessionRecord,
+  UserRecord,
+} from '../../core/store.js';
+import { aalFrom, amrFrom, amrText } from '../assurance-text.js';
 import type { AttemptWindow } from '../throttle-window.js';
 
 /** The session columns, in {@link SessionRow} order. `"user"` is quoted: PostgreSQL reserves it. */
 export const SESSION_COLUMNS =
-  'id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, authenticated_at, ip, user_agent, "user", data';
+  'id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, authenticated_at, ip, user_agent, "user", data, aal, amr';
 
 /** A session row as the driver gives it, in {@link SESSION_COLUMNS} order: not yet trusted. */
 export type SessionRow = readonly unknown[];
@@ -32,6 +41,8 @@ export function sessionValues(record: SessionRecord): (string | number | null)[]
     record.userAgent,
     JSON.stringify(record.user),
     JSON.stringify(record.data),
+    record.aal,
+    amrText(record.amr),
   ];
 }
 
@@ -65,7 +76,9 @@ export function sessionFromRow(row: SessionRow): SessionRecord | null {
   }
   const user = parseObject(row[9]);
   const data = parseObject(row[10]);
-  if (user === null || data === null) return null;
+  const aal = aalFrom(row[11]);
+  const amr = typeof row[12] === 'string' ? amrFrom(row[12]) : null;
+  if (user === null || data === null || aal === null || amr === null) return null;
   // One object literal, so every record has the same shape.
   return {
     id,
@@ -75,6 +88,8 @@ export function sessionFromRow(row: SessionRow): SessionRecord | null {
     idleExpiresAt,
     absoluteExpiresAt,
     authenticatedAt,
+    aal,
+    amr,
     ip,
     userAgent,
     user,
@@ -195,4 +210,50 @@ export const ATTEMPT_WINDOW_COLUMNS =
 /** The values of `(key, count, window_end, next_allowed_at)` for saving `window`. */
 export function attemptValues(key: string, window: AttemptWindow): (string | number)[] {
   return [key, window.count, window.windowEnd, window.nextAllowedAt];
+}
+
+/** The second-factor columns, in {@link factorValues} order. */
+export const FACTOR_COLUMNS =
+  'id, user_id, kind, name, secret, counter, confirmed, created_at, last_used_at';
+
+/** A second-factor row as selected by {@link FACTOR_COLUMNS}. */
+export interface FactorRow {
+  readonly id: string;
+  readonly user_id: string;
+  readonly kind: FactorKind;
+  readonly name: string;
+  readonly secret: string;
+  readonly counter: number;
+  /** SQLite's 0/1 or PostgreSQL's BOOLEAN. */
+  readonly confirmed: number | boolean;
+  readonly created_at: number;
+  readonly last_used_at: number | null;
+}
+
+export function factorValues(factor: FactorRecord): (string | number | null)[] {
+  return [
+    factor.id,
+    factor.userId,
+    factor.kind,
+    factor.name,
+    factor.secret,
+    factor.counter,
+    flag(factor.confirmed),
+    factor.createdAt,
+    factor.lastUsedAt,
+  ];
+}
+
+export function factorFromRow(row: FactorRow): FactorRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    kind: row.kind,
+    name: row.name,
+    secret: row.secret,
+    counter: row.counter,
+    confirmed: row.confirmed === true || row.confirmed === 1,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+  };
 }
