@@ -1,6 +1,7 @@
 import {
   type RememberStore,
   requireCapability,
+  type SecondFactorStore,
   type SessionIndex,
   type ThrottleStore,
   type UserStore,
@@ -13,8 +14,8 @@ export type OpenedStore = SessionStore & { close(): Promise<void> };
 /** The sessions store: sessions (with their per-user index) and the login-attempt counters. */
 export type SessionsStore = OpenedStore & SessionIndex & ThrottleStore;
 
-/** The users store: accounts and remember-me tokens. */
-export type UsersStore = OpenedStore & UserStore & RememberStore;
+/** The users store: accounts, remember-me tokens and second factors. */
+export type UsersStore = OpenedStore & UserStore & RememberStore & SecondFactorStore;
 
 export interface StoreChoice {
   /** SQLite file, used for sessions when `store` is null, and for users by the default rule. */
@@ -255,6 +256,7 @@ export async function openStores(choice: StoreChoice): Promise<OpenedStores> {
     requireCapability(sessions, 'throttle', `--store ${describeTarget(plan.sessions)}`);
     requireCapability(users, 'users', `--users ${describeTarget(plan.users)}`);
     requireCapability(users, 'remember', `--users ${describeTarget(plan.users)}`);
+    requireCapability(users, 'second factors', `--users ${describeTarget(plan.users)}`);
   } catch (error) {
     await close();
     throw error;

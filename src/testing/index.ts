@@ -9,7 +9,7 @@ import { describeDataPatch } from './data-patch.js';
 import { describeExpirySweep } from './expiry-sweep.js';
 import type { StoreHarness } from './harness.js';
 import { describeRememberStore } from './remember.js';
-import { describeSecondFactorStore } from './second-factors.js';
+import { describeAccountFactors, describeSecondFactorStore } from './second-factors.js';
 import { describeSessionIndex } from './session-index.js';
 import { describeSessionStore } from './sessions.js';
 import { describeThrottleStore } from './throttle.js';
@@ -20,7 +20,7 @@ export { describeExpirySweep } from './expiry-sweep.js';
 export { type StoreHarness, useStore } from './harness.js';
 export { canonical, record } from './records.js';
 export { describeRememberStore } from './remember.js';
-export { describeSecondFactorStore, factor } from './second-factors.js';
+export { describeAccountFactors, describeSecondFactorStore, factor } from './second-factors.js';
 export { describeSessionIndex } from './session-index.js';
 export { describeSessionStore } from './sessions.js';
 export { describeThrottleStore } from './throttle.js';
@@ -44,4 +44,5 @@ export function describeLatchkeyStore<S extends LatchkeyStore>(
   describeThrottleStore(name, harness);
   describeRememberStore(name, harness);
   describeSecondFactorStore(name, harness);
+  describeAccountFactors(name, harness);
 }

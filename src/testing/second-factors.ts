@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { SecondFactorStore } from '../core/capabilities.js';
+import type { SecondFactorStore, UserStore } from '../core/capabilities.js';
 import type { FactorRecord } from '../core/store.js';
 import { type StoreHarness, useStore } from './harness.js';
 import { T0 } from './records.js';
+import { user } from './users.js';
 
 /** A factor record (a fresh random id), with `overrides` applied. */
 export function factor(overrides: Partial<FactorRecord> = {}): FactorRecord {
@@ -119,6 +120,29 @@ export function describeSecondFactorStore(
       expect(await store.listFactors('user-1')).toEqual([]);
       expect(await store.deleteFactors('user-1')).toBe(0);
       expect(await store.listFactors('user-2')).toEqual([other]);
+    });
+  });
+}
+
+/** For a store that keeps accounts too: deleting an account takes its second factors with it. */
+export function describeAccountFactors(
+  name: string,
+  harness: StoreHarness<UserStore & SecondFactorStore & { close(): Promise<void> }>,
+): void {
+  describe(`UserStore with second factors: ${name}`, () => {
+    const current = useStore(name, harness);
+
+    it('deleteUser deletes the user’s factors and no one else’s', async () => {
+      const store = current();
+      const gone = user();
+      const kept = user();
+      for (const u of [gone, kept]) {
+        await store.createUser(u);
+        await store.createFactor(factor({ userId: u.id }));
+      }
+      expect(await store.deleteUser(gone.id)).toBe(true);
+      expect(await store.listFactors(gone.id)).toEqual([]);
+      expect(await store.listFactors(kept.id)).toHaveLength(1);
     });
   });
 }

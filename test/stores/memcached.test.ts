@@ -173,6 +173,21 @@ describe.skipIf(reason !== null)('MemcachedStore on a private memcached', () => 
     expect(await store.get(id)).toBeNull();
   });
 
+  it('a record written before levels reads as aal 1 with no methods; a bad level or method as none', async () => {
+    const { aal: _aal, amr: _amr, ...old } = record();
+    await rawSet(server.port, `${storePrefix(store)}s:${old.id}`, Buffer.from(JSON.stringify(old)));
+    expect(await store.get(old.id)).toEqual({ ...old, aal: 1, amr: [] });
+    for (const bad of [{ aal: 3 }, { amr: ['pwd', 'sms'] }, { amr: 'pwd' }, { amr: ['pwd otp'] }]) {
+      const stored = { ...record(), ...bad };
+      await rawSet(
+        server.port,
+        `${storePrefix(store)}s:${stored.id}`,
+        Buffer.from(JSON.stringify(stored)),
+      );
+      expect(await store.get(stored.id)).toBeNull();
+    }
+  });
+
   it('a record too large for an item is a rejection that says so, not a silent loss', async () => {
     const huge = record({ data: { blob: 'x'.repeat(1_100_000) } });
     await expect(store.create(huge)).rejects.toThrow(/item size limit/);

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 import { ConfigError } from 'latchkey';
 import { SqliteStore } from 'latchkey/stores/sqlite';
 import { record } from 'latchkey/testing';
@@ -25,6 +26,48 @@ describe('SqliteStore', () => {
     const second = new SqliteStore(file);
     expect(await second.get(saved.id)).toEqual(saved);
     await second.close();
+  });
+
+  it('a file from before assurance levels gains aal/amr on open; its sessions read as level 1', async () => {
+    const file = join(dir, 'old.db');
+    const old = record();
+    const db = new Database(file);
+    // The session table as versions without assurance levels created it.
+    db.exec(`CREATE TABLE latchkey_sessions (id TEXT PRIMARY KEY, user_id TEXT NOT NULL,
+      created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, idle_expires_at INTEGER NOT NULL,
+      absolute_expires_at INTEGER NOT NULL, authenticated_at INTEGER NOT NULL, ip TEXT,
+      user_agent TEXT, user TEXT NOT NULL, data TEXT NOT NULL) WITHOUT ROWID`);
+    db.prepare('INSERT INTO latchkey_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      old.id,
+      old.userId,
+      old.createdAt,
+      old.lastSeenAt,
+      old.idleExpiresAt,
+      old.absoluteExpiresAt,
+      old.authenticatedAt,
+      old.ip,
+      old.userAgent,
+      JSON.stringify(old.user),
+      '{}',
+    );
+    db.close();
+    // Two stores opening the old file at once: each column is added once, neither fails.
+    const [store, other] = [new SqliteStore(file), new SqliteStore(file)];
+    expect(await store.get(old.id)).toEqual({ ...old, aal: 1, amr: [] });
+    const stepped = record({ aal: 2, amr: ['pwd', 'otp', 'mfa'] });
+    await other.create(stepped);
+    expect(await store.get(stepped.id)).toEqual(stepped);
+    await Promise.all([store.close(), other.close()]);
+  });
+
+  it('an amr naming an unknown method or a level other than 1 or 2 reads as no session', async () => {
+    const store = new SqliteStore(join(dir, 'sessions.db'));
+    const bad = [record(), record()];
+    for (const r of bad) await store.create(r);
+    store.db.prepare("UPDATE latchkey_sessions SET amr = 'pwd sms' WHERE id = ?").run(bad[0]?.id);
+    store.db.prepare('UPDATE latchkey_sessions SET aal = 3 WHERE id = ?').run(bad[1]?.id);
+    for (const r of bad) expect(await store.get(r.id)).toBeNull();
+    await store.close();
   });
 
   it('uses WAL and indexes the user id and the expiry', async () => {

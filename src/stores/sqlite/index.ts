@@ -7,9 +7,16 @@ import type {
   ThrottleDecision,
 } from '../../core/capabilities.js';
 import { ConfigError } from '../../core/errors.js';
-import type { RememberRecord, SessionRecord, UserRecord } from '../../core/store.js';
+import type {
+  FactorKind,
+  FactorRecord,
+  RememberRecord,
+  SessionRecord,
+  UserRecord,
+} from '../../core/store.js';
+import { SqliteFactors } from './factors.js';
 import { SqliteRemember } from './remember.js';
-import { SCHEMA } from './schema.js';
+import { ADDED_COLUMNS, SCHEMA } from './schema.js';
 import { SqliteSessions } from './sessions.js';
 import { SqliteThrottle } from './throttle.js';
 import { SqliteUsers } from './users.js';
@@ -39,7 +46,7 @@ export interface SqliteStoreOptions {
 }
 
 /**
- * Sessions, users, attempt counters and remember-me tokens in one SQLite file (better-sqlite3,
+ * Sessions, users, attempt counters, remember-me tokens and second factors in one SQLite file (better-sqlite3,
  * WAL). Several processes may share the file: steps that must be atomic run in `BEGIN IMMEDIATE`
  * transactions, and waiting on another process's lock gives up after `busyTimeout` (an error,
  * which the core reports as the store being unavailable). A row that does not decode (edited by
@@ -53,6 +60,7 @@ export class SqliteStore implements LatchkeyStore {
   private readonly users: SqliteUsers;
   private readonly attempts: SqliteThrottle;
   private readonly remembered: SqliteRemember;
+  private readonly factors: SqliteFactors;
 
   /** `file` is a path (created if absent, `:memory:` for a private database) or an open database. */
   constructor(file: string | SqliteDatabase, options: SqliteStoreOptions = {}) {
@@ -64,11 +72,12 @@ export class SqliteStore implements LatchkeyStore {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma(`busy_timeout = ${busyTimeout}`);
-    db.exec(SCHEMA);
+    migrate(db);
     this.sessions = new SqliteSessions(db);
     this.users = new SqliteUsers(db);
     this.attempts = new SqliteThrottle(db);
     this.remembered = new SqliteRemember(db);
+    this.factors = new SqliteFactors(db);
   }
 
   async create(record: SessionRecord): Promise<void> {
@@ -134,8 +143,11 @@ export class SqliteStore implements LatchkeyStore {
     return this.users.update(id, changes);
   }
 
+  /** Takes the user's second factors with the account. */
   async deleteUser(id: string): Promise<boolean> {
-    return this.users.delete(id);
+    if (!this.users.delete(id)) return false;
+    this.factors.deleteByUser(id);
+    return true;
   }
 
   async consumeAttempt(key: string, now: number, rule: AttemptRule): Promise<ThrottleDecision> {
@@ -173,6 +185,58 @@ export class SqliteStore implements LatchkeyStore {
   async deleteExpiredRemember(now: number): Promise<number> {
     return this.remembered.deleteExpired(now);
   }
+
+  async createFactor(factor: FactorRecord): Promise<void> {
+    this.factors.create(factor);
+  }
+
+  async listFactors(userId: string): Promise<FactorRecord[]> {
+    return this.factors.list(userId);
+  }
+
+  async updateFactor(
+    userId: string,
+    id: string,
+    changes: { readonly name?: string; readonly confirmed?: true },
+  ): Promise<boolean> {
+    return this.factors.update(userId, id, changes);
+  }
+
+  async advanceFactorCounter(
+    userId: string,
+    id: string,
+    counter: number,
+    now: number,
+  ): Promise<boolean> {
+    return this.factors.advanceCounter(userId, id, counter, now);
+  }
+
+  async deleteFactor(userId: string, id: string): Promise<boolean> {
+    return this.factors.delete(userId, id);
+  }
+
+  async deleteFactors(userId: string, kind?: FactorKind): Promise<number> {
+    return this.factors.deleteByUser(userId, kind);
+  }
+}
+
+/**
+ * Creates what is missing: the tables, then the columns a file from an earlier version lacks.
+ * IMMEDIATE, so two processes opening one old file together add each column once.
+ */
+function migrate(db: Database.Database): void {
+  db.exec(SCHEMA);
+  const missing = () =>
+    ADDED_COLUMNS.filter(([table, column]) => {
+      const columns = db.pragma(`table_info(${table})`) as { name: string }[];
+      return !columns.some((c) => c.name === column);
+    });
+  if (missing().length === 0) return;
+  db.transaction(() => {
+    for (const [table, column, definition] of missing()) {
+      db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+    }
+  }).immediate();
 }
 
 /** The busy timeout to set, or a ConfigError naming the option that is wrong. */

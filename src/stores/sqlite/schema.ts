@@ -1,4 +1,4 @@
-/** The tables, created if absent when a store opens the file. */
+/** The tables, created if absent when a store opens the file (see {@link ADDED_COLUMNS}). */
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS latchkey_sessions (
   id TEXT PRIMARY KEY,
@@ -11,7 +11,9 @@ CREATE TABLE IF NOT EXISTS latchkey_sessions (
   ip TEXT,
   user_agent TEXT,
   user TEXT NOT NULL,
-  data TEXT NOT NULL
+  data TEXT NOT NULL,
+  aal INTEGER NOT NULL DEFAULT 1,
+  amr TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS latchkey_sessions_by_user ON latchkey_sessions (user_id, created_at);
 CREATE INDEX IF NOT EXISTS latchkey_sessions_by_expiry ON latchkey_sessions (idle_expires_at);
@@ -41,4 +43,25 @@ CREATE TABLE IF NOT EXISTS latchkey_remember (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS latchkey_remember_by_user ON latchkey_remember (user_id);
 CREATE INDEX IF NOT EXISTS latchkey_remember_by_expiry ON latchkey_remember (expires_at);
+CREATE TABLE IF NOT EXISTS latchkey_factors (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  counter INTEGER NOT NULL,
+  confirmed INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS latchkey_factors_by_user ON latchkey_factors (user_id, created_at);
 `;
+
+/**
+ * Columns added after a file may have been created, as `[table, column, definition]`: a file from
+ * an earlier version gains them when a store opens it (its rows read the defaults).
+ */
+export const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
+  ['latchkey_sessions', 'aal', 'INTEGER NOT NULL DEFAULT 1'],
+  ['latchkey_sessions', 'amr', "TEXT NOT NULL DEFAULT ''"],
+];

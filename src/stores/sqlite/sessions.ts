@@ -31,7 +31,7 @@ export class SqliteSessions {
   constructor(private readonly db: Database.Database) {
     this.statements = {
       insert: db.prepare(
-        `INSERT INTO latchkey_sessions (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO latchkey_sessions (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       // Raw rows (arrays) in a fixed column order: better-sqlite3 builds a keyed object per row
       // column by column, which cost more than the lookup itself.
