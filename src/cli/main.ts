@@ -1,5 +1,8 @@
 #!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { auditLog } from '../audit.js';
 import { ConfigError, CredentialError, Latchkey } from '../index.js';
 import { startServer } from '../server/serve.js';
 import {
@@ -33,6 +36,8 @@ Commands:
   user passwd <name>             set a new password and end the user's sessions
   user disable <name>            block logins and end all of the user's sessions
   user enable <name>             allow logins again
+  user mfa list <name>           list the user's second factors and recovery codes left
+  user mfa reset <name>          remove all of the user's second factors (audited)
   sessions list [--user NAME]    list live sessions
   sessions revoke <id>           end one session
   sessions revoke-user <name>    end all of a user's sessions
@@ -70,7 +75,11 @@ async function main(argv: readonly string[]): Promise<number> {
     fail(`missing command: latchkey config check\n\n${CONFIG_USAGE}`);
     return USAGE_ERROR;
   }
-  const name = COMMANDS[`${first} ${second}`] ? `${first} ${second}` : (first ?? '');
+  // The longest command the words name: "user mfa list", "user add", "sweep".
+  const name =
+    [3, 2, 1].map((words) => argv.slice(0, words).join(' ')).find((words) => COMMANDS[words]) ??
+    first ??
+    '';
   const command = COMMANDS[name];
   if (!command) {
     const group = first === 'user' || first === 'sessions' ? 2 : 1;
@@ -138,10 +147,14 @@ async function runCommand(command: Command, argv: readonly string[]): Promise<nu
   try {
     // Users (and their remember-me tokens) in the users store, sessions in the sessions store:
     // `user disable` ends both, wherever each lives.
+    // Admin changes (ended sessions, a second-factor reset) are audit lines on stderr.
     const auth = new Latchkey({
       store: stores.sessions,
       users: stores.users,
       remember: { store: stores.users },
+      // The CLI lists and deletes factors but never seals or opens one: any key will do.
+      secondFactor: { store: stores.users, secretKey: randomBytes(32) },
+      onEvent: auditLog(pino.destination(2)),
     });
     await command.run({ auth, stores, args, values });
     return 0;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Latchkey } from 'latchkey';
 import { SqliteStore } from 'latchkey/stores/sqlite';
+import { factor, T0 } from 'latchkey/testing';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addUser, runCli, tempDir } from '../helpers/cli.js';
@@ -35,6 +36,8 @@ const COMMANDS = [
   'user passwd',
   'user disable',
   'user enable',
+  'user mfa list',
+  'user mfa reset',
   'sessions list',
   'sessions revoke',
   'sessions revoke-user',
@@ -166,11 +169,56 @@ describe('latchkey user', () => {
     expect(await withLatchkey((auth) => auth.findUser('pw'))).toBeNull();
   });
 
-  it.each([['remove'], ['passwd'], ['disable'], ['enable']])(
+  it('mfa list shows the factors, never a secret; mfa reset removes them all, audited', async () => {
+    await addUser(temp.db, 'mfa', PASSWORD);
+    const userId = await withLatchkey(async (auth, store) => {
+      const id = (await auth.findUser('mfa'))?.id ?? '';
+      await store.createFactor(factor({ userId: id, secret: 'SEALED-TOTP-SECRET' }));
+      await store.createFactor(
+        factor({ userId: id, kind: 'passkey', name: 'YubiKey', createdAt: T0 + 1 }),
+      );
+      for (let n = 0; n < 3; n++) {
+        await store.createFactor(
+          factor({ userId: id, kind: 'recovery', name: '', secret: `HASH${n}` }),
+        );
+      }
+      return id;
+    });
+    const table = await runCli(['user', 'mfa', 'list', 'mfa', ...db]);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^KIND\s+NAME\s+ID\s+ADDED\s+LAST USED$/);
+    expect(table.stdout).toMatch(/^totp\s+Phone\s+\S+\s+\S+Z\s+never$/m);
+    expect(table.stdout).toMatch(/^passkey\s+YubiKey\s/m);
+    expect(table.stdout).toMatch(/^recovery\s+3 codes left/m);
+    const json = await runCli(['user', 'mfa', 'list', 'mfa', '--json', ...db]);
+    const lines = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(lines.map((line) => line.kind)).toEqual(['totp', 'passkey', 'recovery']);
+    expect(lines[2]).toEqual({ kind: 'recovery', left: 3 });
+    for (const output of [table.stdout, json.stdout]) {
+      expect(output).not.toMatch(/SEALED-TOTP-SECRET|HASH\d/);
+    }
+
+    const reset = await runCli(['user', 'mfa', 'reset', 'mfa', ...db]);
+    expect(reset).toMatchObject({
+      code: 0,
+      stdout: 'removed 5 second factors and recovery codes of mfa\n',
+    });
+    const audit = JSON.parse(reset.stderr.trim());
+    expect(audit).toMatchObject({ event: 'second_factor_removed', userId, by: 'admin' });
+    expect(await withLatchkey((_auth, store) => store.listFactors(userId))).toEqual([]);
+    const after = await runCli(['user', 'mfa', 'list', 'mfa', ...db]);
+    expect(after.stdout).toMatch(/^recovery\s+0 codes left/m);
+    expect(after.stdout).not.toMatch(/^(totp|passkey)\s/m);
+  });
+
+  it.each([['remove'], ['passwd'], ['disable'], ['enable'], ['mfa list'], ['mfa reset']])(
     'user %s on an unknown name exits 1',
     async (command) => {
       const password = command === 'passwd' ? ['--password-stdin'] : [];
-      const result = await runCli(['user', command, 'nobody', ...password, ...db], {
+      const result = await runCli(['user', ...command.split(' '), 'nobody', ...password, ...db], {
         input: PASSWORD,
       });
       expect(result).toMatchObject({ code: 1, stderr: 'latchkey: no user named "nobody"\n' });

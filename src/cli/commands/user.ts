@@ -1,3 +1,4 @@
+import type { Latchkey, SecondFactors } from '../../index.js';
 import { type Command, findUser, usage } from '../command.js';
 import { readPassword } from '../password.js';
 import { iso, print, printJsonLines, printTable } from '../print.js';
@@ -72,6 +73,48 @@ export const USER_COMMANDS: Readonly<Record<string, Command>> = {
       print(`disabled ${user.username}; their sessions were ended`);
     },
   },
+  'user mfa list': {
+    usage: usage(
+      'user mfa list <name> [--json]',
+      "Lists the user's second factors (TOTP, passkeys) and how many recovery codes are left.",
+      [JSON_HELP],
+    ),
+    args: ['name'],
+    options: { json: { type: 'boolean' } },
+    async run({ auth, args, values }) {
+      const user = await findUser(auth, args[0]);
+      const status = await secondFactorsOf(auth).status(user.id);
+      const factors = [...(status.totp ? [status.totp] : []), ...status.passkeys];
+      if (values.json) {
+        return printJsonLines([...factors, { kind: 'recovery', left: status.recoveryCodesLeft }]);
+      }
+      printTable(
+        ['KIND', 'NAME', 'ID', 'ADDED', 'LAST USED'],
+        [
+          ...factors.map((factor) => [
+            factor.kind,
+            factor.name,
+            factor.id,
+            iso(factor.createdAt),
+            factor.lastUsedAt === null ? 'never' : iso(factor.lastUsedAt),
+          ]),
+          ['recovery', `${status.recoveryCodesLeft} codes left`, '-', '-', '-'],
+        ],
+      );
+    },
+  },
+  'user mfa reset': {
+    usage: usage(
+      'user mfa reset <name>',
+      "Removes all of the user's second factors and recovery codes (an audit event on stderr): they log in with their password alone until they enrol again.",
+    ),
+    args: ['name'],
+    async run({ auth, args }) {
+      const user = await findUser(auth, args[0]);
+      const removed = await secondFactorsOf(auth).reset(user.id);
+      print(`removed ${removed} second factors and recovery codes of ${user.username}`);
+    },
+  },
   'user enable': {
     usage: usage('user enable <name>', 'Allows a disabled user to log in again.'),
     args: ['name'],
@@ -82,3 +125,9 @@ export const USER_COMMANDS: Readonly<Record<string, Command>> = {
     },
   },
 };
+
+/** The CLI's engine always has second factors on (main.ts). */
+function secondFactorsOf(auth: Latchkey): SecondFactors {
+  if (!auth.secondFactors) throw new Error('the CLI engine has no second factors');
+  return auth.secondFactors;
+}
