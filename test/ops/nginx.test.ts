@@ -4,9 +4,10 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser, type ServeProcess, startServe, tempDir } from '../helpers/cli.js';
-import { cookiesOf, NAVIGATE, PASSWORD, page } from './support.js';
+import { cookiesOf, NAVIGATE, PASSWORD, page, postForm } from './support.js';
 
 const EXAMPLE = new URL('../../examples/nginx/nginx.conf', import.meta.url);
 
@@ -64,6 +65,8 @@ let upstream: Server;
 let latchkey: ServeProcess;
 let nginx: ChildProcess | undefined;
 let base: string;
+/** The same server block on a second port: a host whose policy is two_factor. */
+let secure: string;
 /** What the app behind nginx received. */
 const seen: Array<{ url: string; headers: IncomingHttpHeaders }> = [];
 
@@ -78,14 +81,18 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const appPort = (upstream.address() as AddressInfo).port;
   const nginxPort = await freePort();
+  const securePort = await freePort();
   base = `http://127.0.0.1:${nginxPort}`;
+  secure = `http://127.0.0.1:${securePort}`;
   latchkey = await startServe([
     '--db',
     temp.db,
     '--trust-proxy',
     '127.0.0.1',
     '--forward-auth-hosts',
-    `127.0.0.1:${nginxPort}`,
+    `127.0.0.1:${nginxPort},127.0.0.1:${securePort}`,
+    '--forward-auth-policy',
+    `127.0.0.1:${securePort}=two_factor`,
   ]);
   const latchkeyPort = new URL(latchkey.url).port;
 
@@ -93,7 +100,10 @@ beforeAll(async () => {
   const conf = readFileSync(EXAMPLE, 'utf8')
     .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${latchkeyPort};`)
     .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${appPort};`)
-    .replace('listen 127.0.0.1:8000;', `listen 127.0.0.1:${nginxPort};`);
+    .replace(
+      'listen 127.0.0.1:8000;',
+      `listen 127.0.0.1:${nginxPort}; listen 127.0.0.1:${securePort};`,
+    );
   expect(conf).toContain(`listen 127.0.0.1:${nginxPort};`);
   const prefix = join(temp.dir, 'nginx');
   mkdirSync(join(prefix, 'logs'), { recursive: true });
@@ -117,6 +127,7 @@ beforeAll(async () => {
   });
   const log = () => `${output}\n${existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : ''}`;
   await waitForPort(nginxPort, nginx, log);
+  await waitForPort(securePort, nginx, log);
 }, 60_000);
 
 afterAll(async () => {
@@ -198,6 +209,70 @@ describe.skipIf(missing !== null)('nginx auth_request in front of an app (exampl
     expect(refused.status).toBe(302);
     expect(refused.headers.get('location')).toBe(`${base}/login?rd=${target}`);
     expect(seen).toHaveLength(1);
+  });
+
+  it('a two_factor host sends a one-factor session to step up, with rd carried back; TOTP passes it', async () => {
+    const target = `${secure}/admin/payroll?month=11`;
+    // Two password sessions of one account (no second factor yet): both at level 1.
+    const login = async () => {
+      const { response } = await postForm(`${base}/login`, { username: 'ada', password: PASSWORD });
+      expect(response.status).toBe(303);
+      return cookiesOf(response).find((pair) => pair.startsWith('__Host-session=')) as string;
+    };
+    const [stale, enroller] = [await login(), await login()];
+    // The one_factor host lets level 1 through; the two_factor host does not.
+    expect((await page(`${base}/reports`, stale)).status).toBe(200);
+    const before = seen.length;
+    const refused = await page(target, stale);
+    expect(refused.status).toBe(302);
+    expect(refused.headers.get('location')).toBe(`${secure}/login?rd=${target}`);
+    expect(seen).toHaveLength(before);
+
+    // Turn TOTP on with the other session (through nginx's /api/).
+    const json = (cookie: string, path: string, body: unknown) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: {
+          accept: 'application/json',
+          'content-type': 'application/json',
+          origin: base,
+          cookie,
+        },
+        body: JSON.stringify(body),
+      });
+    const begun = await json(enroller, '/api/two-factor/totp', {});
+    expect(begun.status).toBe(201);
+    const { factorId, secret } = (await begun.json()) as { factorId: string; secret: string };
+    const key = Secret.fromBase32(secret);
+    const confirmed = await json(enroller, '/api/two-factor/totp/confirm', {
+      factorId,
+      code: TOTP.generate({ secret: key }),
+    });
+    expect(confirmed.status).toBe(200);
+
+    // The level-1 session: the login page (rd) sends it to the second step, which keeps rd.
+    const shownLogin = await page(`${secure}/login?rd=${encodeURIComponent(target)}`, stale);
+    expect(shownLogin.status).toBe(303);
+    const step = new URL(shownLogin.headers.get('location') ?? '', secure);
+    expect(step.pathname).toBe('/login/second-factor');
+    expect(step.searchParams.get('next')).toBe(target);
+    const { response: stepped } = await postForm(
+      `${secure}/login/second-factor`,
+      // The enrolment used this time step: the next one (inside the ±1 window) steps up.
+      { code: TOTP.generate({ secret: key, timestamp: Date.now() + 30_000 }), next: target },
+      { cookie: stale, formPage: `${step.pathname}${step.search}` },
+    );
+    expect(stepped.status).toBe(303);
+    expect(stepped.headers.get('location')).toBe(target);
+    const raised = cookiesOf(stepped).find((pair) => pair.startsWith('__Host-session=')) as string;
+    expect(raised).not.toBe(stale);
+
+    // Level 2 reaches the app on the two_factor host; the level-1 id was rotated away.
+    const app = await page(target, raised);
+    expect(app.status).toBe(200);
+    expect(await app.text()).toBe('hello ada');
+    expect(seen.at(-1)?.url).toBe('/admin/payroll?month=11');
+    expect((await page(`${base}/reports`, stale)).status).toBe(302);
   });
 
   it('the login page never returns to a host outside --forward-auth-hosts', async () => {
