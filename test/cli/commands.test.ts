@@ -322,10 +322,10 @@ describe('latchkey migrate', () => {
         const first = await runCli(['migrate', ...store, ...db]);
         expect(first).toMatchObject({
           code: 0,
-          stdout: 'applied migration 1; schema at version 1\n',
+          stdout: 'applied migrations 1, 2; schema at version 2\n',
         });
         const again = await runCli(['migrate', ...store, ...db]);
-        expect(again).toMatchObject({ code: 0, stdout: 'schema up to date (version 1)\n' });
+        expect(again).toMatchObject({ code: 0, stdout: 'schema up to date (version 2)\n' });
         const tables = await adminQuery(
           `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'latchkey'`,
           url.toString(),

@@ -70,6 +70,8 @@ function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
     idleExpiresAt: now + 30 * MINUTE,
     absoluteExpiresAt: now + 720 * MINUTE,
     authenticatedAt: now,
+    aal: 1,
+    amr: [],
     ip: null,
     userAgent: null,
     user: {},

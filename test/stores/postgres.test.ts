@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError, Latchkey, type SessionRecord, Sessions } from 'latchkey';
 import { migrate, PostgresStore } from 'latchkey/stores/postgres';
+import { factor } from 'latchkey/testing';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { attemptRuleOf } from '../../src/core/throttle.js';
+import { migrateUpTo } from '../../src/stores/postgres/migrations.js';
 import { FakeClock } from '../helpers/clock.js';
 import {
   admin,
@@ -68,6 +70,8 @@ function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
     idleExpiresAt: now + 30 * MINUTE,
     absoluteExpiresAt: now + 720 * MINUTE,
     authenticatedAt: now,
+    aal: 1,
+    amr: [],
     ip: null,
     userAgent: null,
     user: {},
@@ -80,15 +84,15 @@ describe('PostgreSQL migrations', () => {
   it('are versioned and idempotent', async () => {
     const pool = new pg.Pool({ connectionString: POSTGRES_URL });
     cleanups.push(() => pool.end());
-    expect(await migrate(pool, { schema })).toEqual({ applied: [1], version: 1 });
-    expect(await migrate(pool, { schema })).toEqual({ applied: [], version: 1 });
+    expect(await migrate(pool, { schema })).toEqual({ applied: [1, 2], version: 2 });
+    expect(await migrate(pool, { schema })).toEqual({ applied: [], version: 2 });
     const rows = await admin<{ version: number; name: string }>(
       `SELECT version, name FROM "${schema}".latchkey_migrations ORDER BY version`,
     );
-    expect(rows.map((row) => row.version)).toEqual([1]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2]);
     // A store opened on a migrated schema applies nothing.
     const store = new PostgresStore(pool, { schema });
-    expect(await store.migrations()).toEqual({ applied: [], version: 1 });
+    expect(await store.migrations()).toEqual({ applied: [], version: 2 });
     await store.close();
   });
 
@@ -97,9 +101,42 @@ describe('PostgreSQL migrations', () => {
     cleanups.push(() => Promise.all(pools.map((pool) => pool.end())));
     const reports = await Promise.all(pools.map((pool) => migrate(pool, { schema })));
     expect(reports.filter((report) => report.applied.length > 0)).toEqual([
-      { applied: [1], version: 1 },
+      { applied: [1, 2], version: 2 },
     ]);
-    expect(reports.every((report) => report.version === 1)).toBe(true);
+    expect(reports.every((report) => report.version === 2)).toBe(true);
+  });
+
+  it('a session stored before version 2 reads as level 1 with no methods after it', async () => {
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL });
+    cleanups.push(() => pool.end());
+    expect(await migrateUpTo(pool, { schema }, 1)).toEqual({ applied: [1], version: 1 });
+    const old = record({ data: { theme: 'dark' } });
+    // The row as version 1 wrote it: its 11 columns, no aal or amr.
+    await admin(
+      `INSERT INTO "${schema}".latchkey_sessions (id, user_id, created_at, last_seen_at,
+         idle_expires_at, absolute_expires_at, authenticated_at, ip, user_agent, "user", data)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '{}', '{"theme":"dark"}')`,
+      [
+        old.id,
+        old.userId,
+        old.createdAt,
+        old.lastSeenAt,
+        old.idleExpiresAt,
+        old.absoluteExpiresAt,
+        old.authenticatedAt,
+        old.ip,
+        old.userAgent,
+      ],
+    );
+    expect(await migrate(pool, { schema })).toEqual({ applied: [2], version: 2 });
+    const store = new PostgresStore(pool, { schema });
+    cleanups.push(() => store.close());
+    expect(await store.get(old.id)).toEqual({ ...old, aal: 1, amr: [] });
+    expect(await store.listByUser(old.userId, old.createdAt)).toEqual([old]);
+    // The new columns take what later sessions carry.
+    const stepped = record({ aal: 2, amr: ['pwd', 'otp', 'mfa'] });
+    await store.create(stepped);
+    expect(await store.get(stepped.id)).toEqual(stepped);
   });
 
   it('refuses a schema name that is not a plain identifier', () => {
@@ -226,6 +263,28 @@ describe('PostgreSQL store', () => {
       ),
     );
     expect(results.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('deleteUser takes the user’s second factors with the account, and no one else’s', async () => {
+    const { store } = await openStore();
+    const user = (id: string) => ({
+      id,
+      username: id,
+      usernameKey: id,
+      passwordHash: 'h',
+      createdAt: 1,
+      disabled: false,
+    });
+    await store.createUser(user('ada'));
+    await store.createUser(user('bob'));
+    await store.createFactor(factor({ userId: 'ada' }));
+    await store.createFactor(factor({ userId: 'ada', kind: 'recovery', name: '' }));
+    const kept = factor({ userId: 'bob' });
+    await store.createFactor(kept);
+    expect(await store.deleteUser('ada')).toBe(true);
+    expect(await store.listFactors('ada')).toEqual([]);
+    expect(await store.listFactors('bob')).toEqual([kept]);
+    expect(await store.deleteUser('ada')).toBe(false);
   });
 
   it('deleteExpired deletes 2,500 dead rows in batches of 1,000 and counts them', async () => {

@@ -25,6 +25,7 @@ export class PostgresDatabase {
     readonly users: string;
     readonly attempts: string;
     readonly remember: string;
+    readonly factors: string;
   };
   /** Prefix of prepared-statement names: under 64 bytes in all, and different per schema. */
   readonly names: string;
@@ -46,6 +47,7 @@ export class PostgresDatabase {
       users: `${s}.latchkey_users`,
       attempts: `${s}.latchkey_attempts`,
       remember: `${s}.latchkey_remember`,
+      factors: `${s}.latchkey_factors`,
     };
     this.names = `lk_${createHash('sha256').update(schema).digest('hex').slice(0, 10)}_`;
   }

@@ -10,9 +10,16 @@ import type {
   ThrottleDecision,
 } from '../../core/capabilities.js';
 import { ConfigError } from '../../core/errors.js';
-import type { RememberRecord, SessionRecord, UserRecord } from '../../core/store.js';
+import type {
+  FactorKind,
+  FactorRecord,
+  RememberRecord,
+  SessionRecord,
+  UserRecord,
+} from '../../core/store.js';
 import { SessionCache, type SessionCacheOptions } from './cache.js';
 import { PostgresDatabase } from './database.js';
+import { PostgresFactors } from './factors.js';
 import { checkSchema, DEFAULT_SCHEMA } from './migrations.js';
 import { Invalidations } from './notify.js';
 import { checkPool } from './pool.js';
@@ -59,11 +66,11 @@ export interface PostgresStoreOptions {
 }
 
 /**
- * Sessions, users, login-attempt windows and remember-me tokens in PostgreSQL (`pg`, PostgreSQL
- * 11+), in one schema. A validation is one primary-key SELECT (or no query at all on a cache hit).
- * Steps that must be atomic are single statements or short transactions under
- * `pg_advisory_xact_lock`, so they hold across any number of pools and processes. A row that does
- * not decode reads as no session.
+ * Sessions, users, login-attempt windows, remember-me tokens and second factors in PostgreSQL
+ * (`pg`, PostgreSQL 11+), in one schema. A validation is one primary-key SELECT (or no query at
+ * all on a cache hit). Steps that must be atomic are single statements or short transactions
+ * under `pg_advisory_xact_lock`, so they hold across any number of pools and processes. A row that
+ * does not decode reads as no session.
  *
  * Every write that changes or removes a session also sends `NOTIFY latchkey.<schema>` in the same
  * statement, so validation caches in every process drop their copy when it commits; a writer
@@ -83,6 +90,7 @@ export class PostgresStore implements LatchkeyStore, ExclusiveSweep, Migrations 
   private readonly users: PostgresUsers;
   private readonly attempts: PostgresThrottle;
   private readonly remembered: PostgresRemember;
+  private readonly factors: PostgresFactors;
 
   /**
    * `pool` is a `pg.Pool` your app created; the store never ends it. Pending migrations run once,
@@ -105,6 +113,7 @@ export class PostgresStore implements LatchkeyStore, ExclusiveSweep, Migrations 
     this.users = new PostgresUsers(this.db);
     this.attempts = new PostgresThrottle(this.db);
     this.remembered = new PostgresRemember(this.db);
+    this.factors = new PostgresFactors(this.db);
   }
 
   /**
@@ -225,6 +234,7 @@ export class PostgresStore implements LatchkeyStore, ExclusiveSweep, Migrations 
     return this.users.update(id, changes);
   }
 
+  /** Takes the user's second factors with the account. */
   deleteUser(id: string): Promise<boolean> {
     return this.users.delete(id);
   }
@@ -263,6 +273,34 @@ export class PostgresStore implements LatchkeyStore, ExclusiveSweep, Migrations 
 
   deleteExpiredRemember(now: number): Promise<number> {
     return this.remembered.deleteExpired(now);
+  }
+
+  createFactor(factor: FactorRecord): Promise<void> {
+    return this.factors.create(factor);
+  }
+
+  listFactors(userId: string): Promise<FactorRecord[]> {
+    return this.factors.list(userId);
+  }
+
+  updateFactor(
+    userId: string,
+    id: string,
+    changes: { readonly name?: string; readonly confirmed?: true },
+  ): Promise<boolean> {
+    return this.factors.update(userId, id, changes);
+  }
+
+  advanceFactorCounter(userId: string, id: string, counter: number, now: number): Promise<boolean> {
+    return this.factors.advanceCounter(userId, id, counter, now);
+  }
+
+  deleteFactor(userId: string, id: string): Promise<boolean> {
+    return this.factors.delete(userId, id);
+  }
+
+  deleteFactors(userId: string, kind?: FactorKind): Promise<number> {
+    return this.factors.deleteByUser(userId, kind);
   }
 }
 

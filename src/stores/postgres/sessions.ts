@@ -34,7 +34,7 @@ export class PostgresSessions {
     await this.db.query({
       name: `${this.names}insert`,
       text: `INSERT INTO ${this.table} (${SESSION_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       values: sessionValues(record),
     });
   }
@@ -49,9 +49,9 @@ export class PostgresSessions {
       const { rowCount } = await client.query({
         name: `${this.names}insert-capped`,
         text: `INSERT INTO ${this.table} (${SESSION_COLUMNS})
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
                WHERE (SELECT count(*) FROM ${this.table}
-                      WHERE user_id = $2 AND idle_expires_at > $3) < $12`,
+                      WHERE user_id = $2 AND idle_expires_at > $3) < $14`,
         values: [...sessionValues(record), max],
       });
       return rowCount === 1;

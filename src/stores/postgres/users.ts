@@ -64,10 +64,12 @@ export class PostgresUsers {
     return rowCount === 1;
   }
 
+  /** Takes the user's second factors with the account, in the same statement (so atomically). */
   async delete(id: string): Promise<boolean> {
     const { rowCount } = await this.db.query({
       name: `${this.names}user-delete`,
-      text: `DELETE FROM ${this.table} WHERE id = $1`,
+      text: `WITH factors AS (DELETE FROM ${this.db.tables.factors} WHERE user_id = $1)
+             DELETE FROM ${this.table} WHERE id = $1`,
       values: [id],
     });
     return rowCount === 1;
