@@ -24,6 +24,13 @@ export function amrFrom(text: string | undefined): readonly AuthMethod[] | null 
   return list;
 }
 
+/** An `amr` kept as a JSON list of names (absent: none), or null when not a list of known ones. */
+export function amrFromList(value: unknown): readonly AuthMethod[] | null {
+  if (value === undefined) return NONE;
+  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string')) return null;
+  return value.some((name) => name.includes(' ')) ? null : amrFrom(value.join(' '));
+}
+
 /** The level `value` holds (a number or its text), 1 when absent, or null when it is neither 1 nor 2. */
 export function aalFrom(value: unknown): AssuranceLevel | null {
   if (value === undefined || value === null) return 1;

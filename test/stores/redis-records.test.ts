@@ -48,6 +48,10 @@ const GARBLED: [string, Record<string, string>][] = [
   ['compact: a user that is an array', compactWith({ n: '[]' })],
   ['compact: no user', compactWith({ n: undefined })],
   ['compact: a data field that is not JSON', compactWith({ 'd:cart': '[1,' })],
+  ['compact: a level of 3', compactWith({ v: '3' })],
+  ['compact: an unknown method', compactWith({ m: 'pwd sms' })],
+  ['a record whose amr is text', { ...fieldsOf(valid), record: recordWith({ amr: 'pwd' }) }],
+  ['a record whose aal is 0', { ...fieldsOf(valid), record: recordWith({ aal: 0 }) }],
 ];
 
 /** The compact fields of `valid` with `changes` (undefined: the field left out). */
@@ -93,6 +97,29 @@ for (const cache of [false, true]) {
       await write(valid.id, fieldsOf(valid));
       expect(await store.get(valid.id)).toEqual(valid);
       expect(await store.get(valid.id)).toEqual(valid);
+    });
+
+    it('a level-1 session without methods writes no level fields; others write both', async () => {
+      const plain = record();
+      const stepped = record({ aal: 2, amr: ['pwd', 'otp', 'mfa'] });
+      for (const r of [plain, stepped]) await store.create(r);
+      const plainFields = await admin.hGetAll(`${prefix}s:${plain.id}`);
+      expect(plainFields.v).toBeUndefined();
+      expect(plainFields.m).toBeUndefined();
+      const steppedFields = await admin.hGetAll(`${prefix}s:${stepped.id}`);
+      expect(steppedFields).toMatchObject({ v: '2', m: 'pwd otp mfa' });
+      expect(await store.get(stepped.id)).toEqual(stepped);
+    });
+
+    it('records from before levels (no level fields, no aal/amr in JSON) read as level 1', async () => {
+      const { aal: _aal, amr: _amr, ...old } = json;
+      const earlier = { ...fieldsOf(valid), record: JSON.stringify(old) };
+      const compact = record({ data: { cart: [1, 2] } });
+      await write(valid.id, earlier);
+      await write(compact.id, { ...compactWith({}), u: compact.userId });
+      expect(await store.get(valid.id)).toEqual({ ...valid, aal: 1, amr: [] });
+      expect((await store.get(compact.id))?.aal).toBe(1);
+      expect((await store.get(compact.id))?.amr).toEqual([]);
     });
 
     it('writes a realistic session as a listpack hash, long texts in parts, and reads it back', async () => {

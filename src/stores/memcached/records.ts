@@ -1,8 +1,8 @@
 // How records sit in memcached items: JSON, decoded with every field checked.
 
 import { createHash } from 'node:crypto';
-import type { AuthMethod, JsonObject, SessionRecord } from '../../core/store.js';
-import { aalFrom, amrFrom } from '../assurance-text.js';
+import type { JsonObject, SessionRecord } from '../../core/store.js';
+import { aalFrom, amrFrom, amrFromList } from '../assurance-text.js';
 
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -47,15 +47,9 @@ export function decodeSession(bytes: Buffer | null, id: string): SessionRecord |
   if (!ok) return null;
   // A record written before levels has neither field: level 1, no methods.
   const aal = aalFrom(record.aal);
-  const amr = record.amr === undefined ? amrFrom(undefined) : methodsFrom(record.amr);
+  const amr = amrFromList(record.amr);
   if (aal === null || amr === null) return null;
   return { ...(record as unknown as SessionRecord), aal, amr };
-}
-
-/** A stored `amr` (a JSON list of names) as methods, or null when it is not a list of known ones. */
-function methodsFrom(value: unknown): readonly AuthMethod[] | null {
-  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string')) return null;
-  return value.some((name) => name.includes(' ')) ? null : amrFrom(value.join(' '));
 }
 
 /** Parses a JSON object, or null (bad bytes, another shape). */

@@ -5,7 +5,8 @@ import { script } from './scripts.js';
  * tokens, each kind in its own slot (the session scripts are in scripts.ts).
  */
 
-// --- Users live in one slot ({users}) so the username-key reservation is one atomic script.
+// --- Users live in one slot ({users}) so the username-key reservation is one atomic script, and
+// deleting a user (KEYS[3]: their second factors) is one too.
 
 export const USER_CREATE = script(`
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -46,7 +47,7 @@ local usernameKey = redis.call('HGET', KEYS[1], 'usernameKey')
 if not usernameKey then return 0 end
 local byKey = ARGV[2] .. usernameKey
 if redis.call('GET', byKey) == ARGV[1] then redis.call('DEL', byKey) end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`,
   'delete',
@@ -163,5 +164,56 @@ for _, selector in ipairs(selectors) do
   redis.call('ZREM', KEYS[1], selector)
 end
 return {#selectors, deleted}`,
+  'delete',
+);
+
+// --- Second factors: one hash per user, `{users}:f:<userId>`, in the users' slot so deleting an
+// account takes them in the same script. Per factor `<id>`: the kind; `<id>:s` secret, `<id>:n`
+// name, `<id>:k` confirmed ('1'/'0'), `<id>:t` createdAt, `<id>:c` counter, `<id>:u` lastUsedAt
+// (absent: never). Counters stay strings, compared with tonumber (exact below 2^53).
+
+/** Writes a factor's fields (ARGV: field, value, …). */
+export const FACTOR_CREATE = script(`redis.call('HSET', KEYS[1], unpack(ARGV))`);
+
+/** Renames (ARGV[2], '' keeps it) and/or confirms (ARGV[3] '1') factor ARGV[1]; 0 when absent. */
+export const FACTOR_UPDATE = script(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':n', ARGV[4]) end
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], ARGV[1] .. ':k', '1') end
+return 1`);
+
+/** Raises factor ARGV[1]'s counter to ARGV[2] (and lastUsedAt to ARGV[3]) when below it. */
+export const FACTOR_ADVANCE = script(`
+local counter = redis.call('HGET', KEYS[1], ARGV[1] .. ':c')
+if not counter or tonumber(counter) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':c', ARGV[2], ARGV[1] .. ':u', ARGV[3])
+return 1`);
+
+/** Deletes factor ARGV[1]; 1 once. */
+export const FACTOR_DELETE = script(
+  `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+for _, suffix in ipairs({':s', ':n', ':k', ':t', ':c', ':u'}) do
+  redis.call('HDEL', KEYS[1], ARGV[1] .. suffix)
+end
+return 1`,
+  'delete',
+);
+
+/** Deletes the factors of kind ARGV[1] ('' for all); gives how many. */
+export const FACTOR_DELETE_KIND = script(
+  `
+local fields = redis.call('HGETALL', KEYS[1])
+local count = 0
+for i = 1, #fields, 2 do
+  local id, kind = fields[i], fields[i + 1]
+  if not string.find(id, ':', 1, true) and (ARGV[1] == '' or kind == ARGV[1]) then
+    count = count + 1
+    for _, suffix in ipairs({'', ':s', ':n', ':k', ':t', ':c', ':u'}) do
+      redis.call('HDEL', KEYS[1], id .. suffix)
+    end
+  end
+end
+return count`,
   'delete',
 );

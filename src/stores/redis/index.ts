@@ -7,9 +7,16 @@ import type {
   ThrottleDecision,
 } from '../../core/capabilities.js';
 import { ConfigError } from '../../core/errors.js';
-import type { RememberRecord, SessionRecord, UserRecord } from '../../core/store.js';
+import type {
+  FactorKind,
+  FactorRecord,
+  RememberRecord,
+  SessionRecord,
+  UserRecord,
+} from '../../core/store.js';
 import { ValidationCache, type ValidationCacheOptions } from './cache.js';
 import { Keyspace, pingEveryNode, type RedisConnection } from './connection.js';
+import { RedisFactors } from './factors.js';
 import { RedisRemember } from './remember.js';
 import { RedisSessions } from './sessions.js';
 import { RedisThrottle } from './throttle.js';
@@ -40,7 +47,8 @@ export interface RedisStoreOptions {
  * - `s:<id>`: one hash per session, in its own slot, expiring at `idleExpiresAt` (PEXPIREAT).
  *   Validation is one HGETALL of it (cacheable, see {@link RedisStoreOptions.cache}). Compact
  *   fields (see records.ts): `u` userId, `c` `l` `i` `a` `t` the times, `p` ip, `g` user agent,
- *   `n` user snapshot, `d:<key>` (JSON) per top-level key of `data`, so `updateData` is HSET/HDEL
+ *   `n` user snapshot, `v` `m` the assurance level and methods (absent: 1, none),
+ *   `d:<key>` (JSON) per top-level key of `data`, so `updateData` is HSET/HDEL
  *   of fields; every value at most 64 bytes (longer texts in parts) so the hash stays a listpack.
  *   A hash with a `record` field is an earlier version's layout: still read and updated.
  * - `{u:<sha256(userId)>}:i`: the per-user index (id → idleExpiresAt), in the user's slot, where
@@ -52,7 +60,8 @@ export interface RedisStoreOptions {
  *   index, still honoured. The index's deadline for an id is raised before the record's.
  * - `expiries`: id → idleExpiresAt for `deleteExpired` (Redis' own TTL does the real expiring).
  * - `{users}:…`, `{throttle}:…`, `{remember}:…`: one slot each, so uniqueness of usernames, the
- *   attempt counter and token rotation are single atomic scripts.
+ *   attempt counter and token rotation are single atomic scripts. A user's second factors are
+ *   one hash, `{users}:f:<userId>`, so deleting the account takes them in the same script.
  */
 export class RedisStore implements LatchkeyStore {
   readonly client: RedisConnection;
@@ -64,6 +73,7 @@ export class RedisStore implements LatchkeyStore {
   private readonly users: RedisUsers;
   private readonly throttle: RedisThrottle;
   private readonly remember: RedisRemember;
+  private readonly factors: RedisFactors;
   /** Listeners this store put on the connection, taken off again in `close()`. */
   private readonly listeners: [string, () => void][] = [];
   /** Stops the validation cache's heartbeat. */
@@ -107,6 +117,7 @@ export class RedisStore implements LatchkeyStore {
     this.users = new RedisUsers(this.redis);
     this.throttle = new RedisThrottle(this.redis);
     this.remember = new RedisRemember(this.redis);
+    this.factors = new RedisFactors(this.redis);
     const validationCache = this.cache;
     if (validationCache) {
       // A connection that is ready again has re-enabled tracking (it is part of the handshake).
@@ -223,6 +234,31 @@ export class RedisStore implements LatchkeyStore {
   }
   deleteExpiredRemember(now: number): Promise<number> {
     return this.remember.deleteExpiredRemember(now);
+  }
+
+  // Second factors.
+
+  createFactor(factor: FactorRecord): Promise<void> {
+    return this.factors.createFactor(factor);
+  }
+  listFactors(userId: string): Promise<FactorRecord[]> {
+    return this.factors.listFactors(userId);
+  }
+  updateFactor(
+    userId: string,
+    id: string,
+    changes: { readonly name?: string; readonly confirmed?: true },
+  ): Promise<boolean> {
+    return this.factors.updateFactor(userId, id, changes);
+  }
+  advanceFactorCounter(userId: string, id: string, counter: number, now: number): Promise<boolean> {
+    return this.factors.advanceFactorCounter(userId, id, counter, now);
+  }
+  deleteFactor(userId: string, id: string): Promise<boolean> {
+    return this.factors.deleteFactor(userId, id);
+  }
+  deleteFactors(userId: string, kind?: FactorKind): Promise<number> {
+    return this.factors.deleteFactors(userId, kind);
   }
 }
 

@@ -7,6 +7,7 @@ import type {
   SessionRecord,
   UserRecord,
 } from '../../core/store.js';
+import { aalFrom, amrFrom, amrFromList, amrText } from '../assurance-text.js';
 
 /**
  * Records dead by this process's clock stay this long, so a caller whose clock differs (skew, an
@@ -42,7 +43,8 @@ export const PART_BYTES = 64;
 /**
  * The compact record as hash fields, name then value: `u` userId, `c` createdAt, `l` lastSeenAt,
  * `i` idleExpiresAt, `a` absoluteExpiresAt, `t` authenticatedAt (integers, which a listpack stores
- * as integers), `p` ip and `g` user agent (absent: null), `n` the user snapshot's JSON, then the
+ * as integers), `v` aal and `m` amr (space-separated; absent: 1 and none), `p` ip and `g` user
+ * agent (absent: null), `n` the user snapshot's JSON, then the
  * `d:<key>` data fields. `g` and `n` longer than {@link PART_BYTES} continue in `g1`, `g2`, …
  * The id is the key's, never stored again.
  */
@@ -61,6 +63,9 @@ export function sessionFields(record: SessionRecord): string[] {
     't',
     String(record.authenticatedAt),
   ];
+  // Level 1 with no methods, the most common record, costs no fields.
+  if (record.aal !== 1) fields.push('v', String(record.aal));
+  if (record.amr.length > 0) fields.push('m', amrText(record.amr));
   if (record.ip !== null) fields.push('p', record.ip);
   if (record.userAgent !== null) pushParts(fields, 'g', record.userAgent);
   pushParts(fields, 'n', JSON.stringify(record.user));
@@ -173,6 +178,9 @@ function compactSessionFrom(fields: Fields): SessionRecord | null {
   ) {
     return null;
   }
+  const aal = aalFrom(fields.v);
+  const amr = amrFrom(fields.m);
+  if (aal === null || amr === null) return null;
   try {
     const user: unknown = JSON.parse(joinParts(fields, 'n') ?? '');
     if (!isObject(user)) return null;
@@ -184,6 +192,8 @@ function compactSessionFrom(fields: Fields): SessionRecord | null {
       idleExpiresAt,
       absoluteExpiresAt,
       authenticatedAt,
+      aal,
+      amr,
       ip: fields.p ?? null,
       userAgent: joinParts(fields, 'g') ?? null,
       user,
@@ -207,7 +217,11 @@ function earlierSessionFrom(reply: Fields): SessionRecord | null {
     if (!isSessionJson(record)) return null;
     // Freshly parsed, so ours to fill; a record written before data had fields has its data here.
     const data = dataFrom(reply, record.data ?? {});
-    return { ...record, lastSeenAt, idleExpiresAt, data };
+    // Written before levels (no aal/amr), or since, by an update of this layout (recordJson).
+    const aal = aalFrom(record.aal);
+    const amr = amrFromList(record.amr);
+    if (aal === null || amr === null) return null;
+    return { ...record, lastSeenAt, idleExpiresAt, aal, amr, data };
   } catch {
     return null;
   }

@@ -8,6 +8,7 @@ import {
   USER_UPDATE,
 } from './account-scripts.js';
 import type { Keyspace } from './connection.js';
+import { factorsKey } from './factors.js';
 import { pairs, userFrom } from './records.js';
 
 /** Accounts, all in the `{users}` slot: `id:<id>` (hash), `key:<usernameKey>` → id, `all` (by createdAt). */
@@ -69,7 +70,7 @@ export class RedisUsers implements UserStore {
   async deleteUser(id: string): Promise<boolean> {
     const deleted = await this.redis.run(
       USER_DELETE,
-      [this.userKey(id), this.allKey()],
+      [this.userKey(id), this.allKey(), factorsKey(this.redis, id)],
       [id, this.redis.key('{users}:key:')],
     );
     return deleted === 1;
