@@ -35,7 +35,7 @@ export class TwoFactorActions {
   readonly factors: SecondFactors;
   private readonly latchkey: Latchkey;
 
-  constructor(private readonly site: Site) {
+  constructor(site: Site) {
     this.latchkey = site.latchkey;
     if (!this.latchkey.secondFactors) throw new ConfigError('the server needs second factors');
     this.factors = this.latchkey.secondFactors;

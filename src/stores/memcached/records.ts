@@ -2,7 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import type { JsonObject, SessionRecord } from '../../core/store.js';
-import { aalFrom, amrFrom, amrFromList } from '../assurance-text.js';
+import { aalFrom, amrFromList } from '../assurance-text.js';
 
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
