@@ -48,7 +48,8 @@ function nameOf(userAgent: string): string {
   const { browser, os, platform } = parsed;
   const ios = os.name === 'iOS';
   const place = ios ? (plain(platform.model) ?? 'iOS') : plain(os.name);
-  const browserName = plain(browser.name);
+  // Every browser's agent starts `Mozilla/5.0`: named after that token, an agent is unknown.
+  const browserName = browser.name === 'Mozilla' ? null : plain(browser.name);
   if (browserName === null) return place === null ? UNKNOWN : `Unknown browser on ${place}`;
   // Safari on iOS carries the iOS release as its version: it says nothing of its own.
   const major = ios && browserName === 'Safari' ? null : /^\d{1,4}/.exec(browser.version ?? '');

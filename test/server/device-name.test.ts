@@ -45,6 +45,8 @@ describe('deviceName', () => {
     expect(deviceName('SomeBot/1.0 (+https://example.com)')).toBe('SomeBot 1');
     expect(deviceName(`${'A'.repeat(60)}/1.0 (x)`)).toBe('Unknown device');
     expect(deviceName('Foo"<b>/1.0 (x)')).toBe('Unknown device');
+    expect(deviceName('Mozilla/5.0 (compatible)')).toBe('Unknown device');
+    expect(deviceName('Mozilla/5.0 (Windows NT 10.0)')).toBe('Unknown browser on Windows');
   });
 
   it('reads only the start of a huge agent, quickly and without throwing', () => {
