@@ -58,6 +58,8 @@ export interface AppOptions {
   readonly observer?: AuthObserver;
   /** Told about a request that failed unexpectedly (a 500); by default written to stderr. */
   readonly onError?: (error: unknown) => void;
+  /** The time pages show relative times from ("5 minutes ago"); `Date.now` by default. */
+  readonly clock?: () => number;
 }
 
 const HSTS = { 'strict-transport-security': 'max-age=31536000; includeSubDomains' };
@@ -78,6 +80,7 @@ export function createApp(
     ),
     observer: options.observer,
     twoFactorHosts: new Set(options.twoFactorHosts),
+    clock: options.clock,
   });
   const actions = new Actions(site);
   const routes = merge(

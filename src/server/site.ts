@@ -62,6 +62,8 @@ export interface SiteOptions {
   readonly observer?: AuthObserver | undefined;
   /** Forward-auth hosts (`host` or `host:port`) whose sessions need a second factor. */
   readonly twoFactorHosts?: ReadonlySet<string>;
+  /** The time pages show relative times from; `Date.now` by default. */
+  readonly clock?: (() => number) | undefined;
 }
 
 /** Binds the login and sign-up forms' CSRF tokens before there is a session. */
@@ -75,6 +77,7 @@ export class Site {
   readonly allowSignup: boolean;
   readonly returnTarget: SiteOptions['returnTarget'];
   readonly observer: AuthObserver | undefined;
+  readonly clock: () => number;
   private readonly csrf: CsrfTokens;
   private readonly twoFactorHosts: ReadonlySet<string>;
 
@@ -85,6 +88,7 @@ export class Site {
     this.returnTarget = options.returnTarget;
     this.observer = options.observer;
     this.twoFactorHosts = options.twoFactorHosts ?? new Set();
+    this.clock = options.clock ?? Date.now;
   }
 
   /**

@@ -1,5 +1,7 @@
-import type { JsonObject, SessionRecord } from '../index.js';
+import type { AuthMethod, JsonObject, SessionRecord } from '../index.js';
+import { deviceName } from './device-name.js';
 import { html, type SafeHtml } from './html.js';
+import { timeAgo } from './time-ago.js';
 
 /** The signed-in user as pages show them (the session's snapshot). */
 export interface PageUser {
@@ -216,11 +218,13 @@ ${form({
 export function sessionsPage(
   viewer: Viewer,
   sessions: readonly SessionRecord[],
-  currentId: string,
+  options: { currentId: string; now: number },
 ): string {
   const { csrf } = viewer;
+  const { currentId, now } = options;
   const rows = sessions.map((session) => {
     const current = session.id === currentId;
+    const device = deviceName(session.userAgent);
     const action = current
       ? form({
           action: '/logout',
@@ -231,13 +235,15 @@ export function sessionsPage(
           action: '/sessions/revoke',
           csrf,
           fields: { id: session.id },
-          body: html`<button type="submit" aria-label="Revoke session from ${session.userAgent ?? 'unknown device'}">Revoke</button>`,
+          body: html`<button type="submit" aria-label="Revoke session from ${device}">Revoke</button>`,
         });
+    // The raw agent stays one hover away: the name is a guess, the agent is what was sent.
+    const agent = session.userAgent === null ? null : html` title="${session.userAgent}"`;
     return html`<tr${current ? html` class="current"` : null}>
-      <td>${session.userAgent ?? 'Unknown device'}${current ? html` <strong class="badge">This device</strong>` : null}</td>
+      <td><span${agent}>${device}</span>${current ? html` <strong class="badge">This device</strong>` : null}</td>
       <td>${session.ip ?? 'unknown'}</td>
-      <td>${time(session.createdAt)}</td>
-      <td>${time(session.lastSeenAt)}</td>
+      <td>Signed in ${ago(session.createdAt, now)}<br>Last active ${ago(session.lastSeenAt, now)}</td>
+      <td>${assurance(session)}</td>
       <td>${action}</td>
     </tr>`;
   });
@@ -249,12 +255,33 @@ export function sessionsPage(
 <p>${sessions.length === 1 ? 'You are signed in on 1 device.' : `You are signed in on ${sessions.length} devices.`}</p>
 <div class="table-wrap">
 <table>
-  <thead><tr><th scope="col">Device</th><th scope="col">IP address</th><th scope="col">Signed in</th><th scope="col">Last seen</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
+  <thead><tr><th scope="col">Device</th><th scope="col">IP address</th><th scope="col">Activity</th><th scope="col">Sign-in</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
   <tbody>${rows}</tbody>
 </table>
 </div>
 ${others ? form({ action: '/sessions/revoke-others', csrf, body: html`<button type="submit" class="danger">Log out all other sessions</button>` }) : null}`,
   });
+}
+
+const METHODS: Readonly<Record<AuthMethod, string>> = {
+  pwd: 'password',
+  otp: 'one-time code',
+  hwk: 'security key',
+  swk: 'passkey',
+  mfa: 'several factors',
+};
+
+/** A session's assurance level in words, with the methods behind it when the app recorded them. */
+function assurance(session: SessionRecord): SafeHtml {
+  const level = session.aal === 2 ? 'Two-factor' : 'Password';
+  const methods = session.amr.map((method) => METHODS[method]).join(', ');
+  return html`${level}${methods ? html`<br><span class="hint">${methods}</span>` : null}`;
+}
+
+/** "5 minutes ago", with the exact time for machines and on hover. */
+function ago(ms: number, now: number): SafeHtml {
+  const iso = new Date(ms).toISOString();
+  return html`<time datetime="${iso}" title="${utc(iso)}">${timeAgo(ms, now)}</time>`;
 }
 
 export function messagePage(title: string, message: string, viewer: Viewer | null = null): string {
@@ -283,5 +310,9 @@ export function renavigatePage(target: string): string {
 
 export function time(ms: number): SafeHtml {
   const iso = new Date(ms).toISOString();
-  return html`<time datetime="${iso}">${iso.slice(0, 19).replace('T', ' ')} UTC</time>`;
+  return html`<time datetime="${iso}">${utc(iso)}</time>`;
+}
+
+function utc(iso: string): string {
+  return `${iso.slice(0, 19).replace('T', ' ')} UTC`;
 }

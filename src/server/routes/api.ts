@@ -1,6 +1,7 @@
 import type { SessionRecord } from '../../index.js';
 import type { Actions, Unconfirmed } from '../actions.js';
 import { loginFailure, retryAfterOf, throttledJson } from '../answers.js';
+import { deviceName } from '../device-name.js';
 import { jsonReply, type Reply, readJsonObject } from '../http.js';
 import type { Route, Routes, Site } from '../site.js';
 
@@ -19,6 +20,9 @@ export function apiRoutes(site: Site, actions: Actions): Routes {
         return jsonReply(200, {
           sessions: sessions.map((session) => ({
             ...sessionView(session),
+            device: deviceName(session.userAgent),
+            aal: session.aal,
+            amr: session.amr,
             current: session.id === signedin.session.id,
           })),
         });

@@ -50,7 +50,10 @@ export function pageRoutes(site: Site): Routes {
     '/sessions': {
       GET: site.page(async (signedin) => {
         const sessions = await latchkey.listSessions(signedin.session.userId);
-        return sessionsPage(site.viewerOf(signedin), sessions, signedin.session.id);
+        return sessionsPage(site.viewerOf(signedin), sessions, {
+          currentId: signedin.session.id,
+          now: site.clock(),
+        });
       }),
     },
     '/password': {
