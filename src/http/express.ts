@@ -1,17 +1,22 @@
 import type { Request, RequestHandler, Response } from 'express';
-import type { Credentials, Latchkey, LoginResult } from '../core/latchkey.js';
+import type { Credentials, Latchkey, LoginContext, LoginResult } from '../core/latchkey.js';
+import type { LoggedIn, SecondFactorFailure, SecondFactorProof } from '../core/second-step.js';
 import { requestInfo, sendDenial } from './node.js';
 import {
   type Auth,
   authOf,
-  denialOf,
+  completeLoginFor,
+  guardDenial,
+  loginCookies,
   loginFor,
   type RegisteredUser,
   type RequestInfo,
   RequestStates,
+  type RequireOptions,
+  requireOptions,
 } from './shared.js';
 
-export type { Auth, RegisteredUser } from './shared.js';
+export type { Auth, RegisteredUser, RequireOptions } from './shared.js';
 
 declare global {
   namespace Express {
@@ -44,12 +49,13 @@ export function authenticate(latchkey: Latchkey): RequestHandler {
 /**
  * Guard: lets requests with a session through; answers the others exactly as the core says
  * (303 to login for pages, 401 JSON for API calls, 503 with Retry-After when the store is down).
+ * `requireAuth({ aal: 2 })` also sends level-1 sessions to the second-factor step.
  */
-export function requireAuth(): RequestHandler {
+export function requireAuth(options?: RequireOptions): RequestHandler {
+  const required = requireOptions(options);
   return async function latchkeyRequireAuth(req, res, next) {
     const state = states.of(req);
-    if (req.auth) return next();
-    const denial = await denialOf(state);
+    const denial = await guardDenial(state, req.auth?.session ?? null, required);
     if (denial) sendDenial(res, denial);
     else next();
   };
@@ -58,6 +64,7 @@ export function requireAuth(): RequestHandler {
 /**
  * Checks credentials and starts a session: sets the cookie and `req.auth` on success. Any session
  * the request carried is ended first (no fixation). Uses `req.ip`, so set `trust proxy` behind one.
+ * On `second_factor_required`, sets the pending-login cookie: finish with {@link completeLogin}.
  */
 export async function login(
   req: Request,
@@ -65,15 +72,27 @@ export async function login(
   credentials: Credentials,
 ): Promise<LoginResult> {
   const state = states.of(req);
-  const result = await loginFor(state.latchkey, state, credentials, {
-    ip: req.ip ?? null,
-    userAgent: req.get('user-agent') ?? null,
-    cookie: req.get('cookie') ?? null,
-  });
-  if (result.ok) {
-    res.append('Set-Cookie', [...result.setCookie]);
-    req.auth = authOf(result.session);
-  }
+  const result = await loginFor(state.latchkey, state, credentials, contextOf(req));
+  const setCookie = loginCookies(result);
+  if (setCookie.length > 0) res.append('Set-Cookie', [...setCookie]);
+  if (result.ok) req.auth = authOf(result.session);
+  return result;
+}
+
+/**
+ * Completes the request's pending login with a second factor: the session starts at assurance
+ * level 2, with its cookie and `req.auth`. Sets the result's cookies either way (they end the
+ * pending login when it is over). Needs `secondFactor`.
+ */
+export async function completeLogin(
+  req: Request,
+  res: Response,
+  proof: SecondFactorProof,
+): Promise<LoggedIn | SecondFactorFailure> {
+  const state = states.of(req);
+  const result = await completeLoginFor(state.latchkey, state, proof, contextOf(req));
+  if (result.setCookie.length > 0) res.append('Set-Cookie', [...result.setCookie]);
+  if (result.ok) req.auth = authOf(result.session);
   return result;
 }
 
@@ -82,6 +101,14 @@ export async function logout(req: Request, res: Response): Promise<void> {
   const { setCookie } = await states.of(req).latchkey.endSession(req.get('cookie') ?? null);
   res.append('Set-Cookie', [...setCookie]);
   req.auth = null;
+}
+
+function contextOf(req: Request): LoginContext {
+  return {
+    ip: req.ip ?? null,
+    userAgent: req.get('user-agent') ?? null,
+    cookie: req.get('cookie') ?? null,
+  };
 }
 
 function infoOf(req: Request): RequestInfo {

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authentication, Latchkey } from '../core/latchkey.js';
-import type { Denial, RequestInfo } from './shared.js';
+import { type Denial, type RequestInfo, type RequireOptions, requireOptions } from './shared.js';
+
+export type { RequireOptions } from './shared.js';
 
 export type Authenticated = Extract<Authentication, { ok: true }>;
 
@@ -32,7 +34,8 @@ export function sendDenial(res: ServerResponse, denial: Denial): void {
 
 /**
  * Authenticates a `node:http` request. Gives the session and user, or answers the request itself
- * (303 to login, 401 JSON or 503) and gives null.
+ * (303 to login, 401 JSON or 503) and gives null. With `{ aal: 2 }`, a level-1 session is
+ * answered too: 303 to the second-factor step for pages, 401 `second_factor_required` for APIs.
  *
  * ```ts
  * const auth = await authenticate(latchkey, req, res);
@@ -43,11 +46,19 @@ export async function authenticate(
   latchkey: Latchkey,
   req: IncomingMessage,
   res: ServerResponse,
+  options?: RequireOptions,
 ): Promise<Authenticated | null> {
-  const result = await latchkey.authenticate(requestInfo(req));
+  const { aal } = requireOptions(options);
+  const info = requestInfo(req);
+  const result = await latchkey.authenticate(info);
   appendSetCookie(res, result.setCookie);
-  if (result.ok) return result;
-  sendDenial(res, result.denial);
+  const denial = result.ok
+    ? aal === undefined
+      ? null
+      : latchkey.requireAal(result.session, aal, info)
+    : result.denial;
+  if (result.ok && !denial) return result;
+  if (denial) sendDenial(res, denial);
   return null;
 }
 

@@ -1,7 +1,8 @@
 import { ConfigError } from '../core/errors.js';
 import type { Authentication, Latchkey } from '../core/latchkey.js';
 import type { Credentials, LoginContext, LoginResult } from '../core/login-types.js';
-import type { JsonObject, SessionRecord } from '../core/store.js';
+import type { LoggedIn, SecondFactorFailure, SecondFactorProof } from '../core/second-step.js';
+import type { AssuranceLevel, JsonObject, SessionRecord } from '../core/store.js';
 
 // HTTP presentation shared by every adapter: what latchkey reads from a request, how a request
 // without a session is answered (303 / 401 / 503), and the per-request state of the middlewares.
@@ -252,6 +253,38 @@ export class RequestStates<Key extends object> {
   }
 }
 
+/** What a guard asks of a request's session, beyond having one. */
+export interface RequireOptions {
+  /**
+   * The assurance level the route needs. With `2`, a level-1 session is sent to the second-factor
+   * step (303 to `secondFactorPath` with `next` for pages, 401 `second_factor_required` for APIs).
+   */
+  readonly aal?: AssuranceLevel;
+}
+
+/** `options` checked when the guard is made, so a typo fails at startup, not on every request. */
+export function requireOptions(options: RequireOptions = {}): RequireOptions {
+  const { aal } = options;
+  if (aal !== undefined && aal !== 1 && aal !== 2) {
+    throw new ConfigError('aal: must be 1 or 2');
+  }
+  return options;
+}
+
+/**
+ * What a guard answers: the denial for a request without a session ({@link denialOf}), the
+ * core's `requireAal` answer for a session below the level `options` ask for, else null.
+ */
+export async function guardDenial(
+  state: RequestState,
+  session: SessionRecord | null,
+  options: RequireOptions,
+): Promise<Denial | null> {
+  if (!session) return denialOf(state);
+  if (options.aal === undefined) return null;
+  return state.latchkey.requireAal(session, options.aal, state.info);
+}
+
 /**
  * What a guard answers a request without `auth`: the middleware's denial, or the core's answer
  * now when the session ended during this request (logout). Null lets the request through.
@@ -270,6 +303,30 @@ export async function loginFor(
   context: LoginContext,
 ): Promise<LoginResult> {
   const result = await latchkey.login(credentials, context);
+  if (result.ok && state) state.denial = null;
+  return result;
+}
+
+/**
+ * The cookies a login result asks to set: the session's on success, the pending login's on
+ * `second_factor_required` (the browser must keep it for the second step), none otherwise.
+ */
+export function loginCookies(result: LoginResult): readonly string[] {
+  return 'setCookie' in result ? result.setCookie : [];
+}
+
+/**
+ * Completes the request's pending login with a second factor through `latchkey`; a success
+ * clears the request's denial, as {@link loginFor} does. Always set the result's `setCookie`:
+ * it ends the pending login, or starts the session.
+ */
+export async function completeLoginFor(
+  latchkey: Latchkey,
+  state: RequestState | undefined,
+  proof: SecondFactorProof,
+  context: LoginContext,
+): Promise<LoggedIn | SecondFactorFailure> {
+  const result = await latchkey.completeLogin(proof, context);
   if (result.ok && state) state.denial = null;
   return result;
 }

@@ -1,13 +1,58 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Latchkey, MemoryStore } from 'latchkey';
-import { type Auth, authenticate, login as logIn, requireAuth } from 'latchkey/express';
+import {
+  type Auth,
+  authenticate,
+  completeLogin,
+  login as logIn,
+  requireAuth,
+} from 'latchkey/express';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { start } from '../../examples/express/app.js';
-import { get, login, seedFlowTests } from './flow.js';
+import { assuranceFlowTests, get, login, type StartAssuranceApp, seedFlowTests } from './flow.js';
 
 describe('latchkey/express: the example app over real HTTP', () => {
   seedFlowTests(start);
+});
+
+const startAssurance: StartAssuranceApp = async (latchkey) => {
+  const app = express();
+  app.use(express.json());
+  app.use(authenticate(latchkey));
+  app.post('/login', async (req, res) => {
+    const result = await logIn(req, res, req.body);
+    if (result.ok) res.json({ user: result.user });
+    else res.status(401).json({ error: result.error });
+  });
+  app.post('/login/second-factor', async (req, res) => {
+    const result = await completeLogin(req, res, { type: 'totp', code: req.body.code });
+    if (result.ok) res.json({ user: result.user });
+    else res.status(401).json({ error: result.error });
+  });
+  app.get('/api/me', requireAuth(), (req, res) => {
+    res.json({ aal: req.auth?.session.aal });
+  });
+  app.get('/settings', requireAuth({ aal: 2 }), (req, res) => {
+    res.type('text').send(`Settings of ${req.auth?.user.username}`);
+  });
+  app.get('/api/settings', requireAuth({ aal: 2 }), (req, res) => {
+    res.json({ aal: req.auth?.session.aal });
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+};
+
+describe('latchkey/express: assurance levels over real HTTP', () => {
+  assuranceFlowTests(startAssurance);
+
+  it('requireAuth refuses a level it does not know at mount time', () => {
+    expect(() => requireAuth({ aal: 3 as 2 })).toThrow(/aal: must be 1 or 2/);
+  });
 });
 
 describe('latchkey/express: mounting', () => {

@@ -3,10 +3,38 @@ import { Latchkey, type LoginResult, MemoryStore } from 'latchkey';
 import { type Auth, latchkeyPlugin, requireAuth } from 'latchkey/fastify';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { start } from '../../examples/fastify/app.js';
-import { demoUser, seedFlowTests } from './flow.js';
+import { assuranceFlowTests, demoUser, type StartAssuranceApp, seedFlowTests } from './flow.js';
 
 describe('latchkey/fastify: the example app over real HTTP', () => {
   seedFlowTests(start);
+});
+
+const startAssurance: StartAssuranceApp = async (latchkey) => {
+  const app = Fastify();
+  await app.register(latchkeyPlugin, { latchkey });
+  app.post<{ Body: Record<string, unknown> }>('/login', async (request, reply) => {
+    const result = await reply.login(request.body);
+    return result.ok ? { user: result.user } : reply.code(401).send({ error: result.error });
+  });
+  app.post<{ Body: { code?: unknown } }>('/login/second-factor', async (request, reply) => {
+    const result = await reply.completeLogin({ type: 'totp', code: request.body.code });
+    return result.ok ? { user: result.user } : reply.code(401).send({ error: result.error });
+  });
+  app.get('/api/me', { preHandler: requireAuth }, (request) => ({
+    aal: request.auth?.session.aal,
+  }));
+  app.get('/settings', { preHandler: requireAuth({ aal: 2 }) }, async (request, reply) =>
+    reply.type('text/plain').send(`Settings of ${request.auth?.user.username}`),
+  );
+  app.get('/api/settings', { preHandler: requireAuth({ aal: 2 }) }, (request) => ({
+    aal: request.auth?.session.aal,
+  }));
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { url, close: () => app.close() };
+};
+
+describe('latchkey/fastify: assurance levels over real HTTP', () => {
+  assuranceFlowTests(startAssurance);
 });
 
 describe('latchkey/fastify: encapsulation', () => {

@@ -1,7 +1,16 @@
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
 import { Latchkey, MemoryStore, type SessionStore, StoreUnavailableError } from 'latchkey';
-import { type Auth, authenticate, readSession, withCookies } from 'latchkey/fetch';
+import {
+  type Auth,
+  authenticate,
+  completeLogin,
+  login,
+  readSession,
+  withCookies,
+} from 'latchkey/fetch';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { flakyStore } from './flow.js';
+import { assuranceFlowTests, flakyStore, type StartAssuranceApp } from './flow.js';
 
 type Member = { id: string; username: string; plan: 'free' | 'pro' };
 
@@ -143,4 +152,48 @@ describe('latchkey/fetch: withCookies', () => {
     expect(json.headers.getSetCookie()).toEqual(['c=3']);
     expect(await json.json()).toEqual({ ok: true });
   });
+});
+
+/** Route handlers over latchkey/fetch, served by a real node:http server. */
+const startAssurance: StartAssuranceApp = async (latchkey) => {
+  async function handle(request: Request): Promise<Response> {
+    const { pathname } = new URL(request.url);
+    const route = `${request.method} ${pathname}`;
+    if (route === 'POST /login') {
+      const credentials = (await request.json()) as Record<string, unknown>;
+      const result = await login(latchkey, request, credentials);
+      const response = result.ok
+        ? Response.json({ user: result.user })
+        : Response.json({ error: result.error }, { status: 401 });
+      // The session's cookie, or the pending login's on `second_factor_required`.
+      return withCookies(response, 'setCookie' in result ? result.setCookie : []);
+    }
+    if (route === 'POST /login/second-factor') {
+      const { code } = (await request.json()) as { code?: unknown };
+      const result = await completeLogin(latchkey, request, { type: 'totp', code });
+      const response = result.ok
+        ? Response.json({ user: result.user })
+        : Response.json({ error: result.error }, { status: 401 });
+      return withCookies(response, result.setCookie);
+    }
+    const aal = pathname === '/api/me' ? undefined : 2;
+    const result = await authenticate(latchkey, request, { aal });
+    if (!result.ok) return result.response;
+    const { session, user } = result.auth;
+    const response =
+      pathname === '/settings'
+        ? new Response(`Settings of ${user.username}`)
+        : Response.json({ aal: session.aal });
+    return withCookies(response, result.setCookie);
+  }
+  const server = createAdaptorServer({ fetch: handle, overrideGlobalObjects: false });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+};
+
+describe('latchkey/fetch: assurance levels over real HTTP', () => {
+  assuranceFlowTests(startAssurance);
 });

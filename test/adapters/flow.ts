@@ -1,6 +1,7 @@
-import { type Duration, MemoryStore, type SessionStore } from 'latchkey';
+import { type Duration, Latchkey, MemoryStore, type SessionStore } from 'latchkey';
+import { Secret, TOTP } from 'otpauth';
 import { afterEach, expect, it } from 'vitest';
-import { movableClock } from '../helpers/clock.js';
+import { FakeClock, movableClock } from '../helpers/clock.js';
 
 /** What every example app's `start()` gives back. */
 export interface RunningExample {
@@ -180,6 +181,135 @@ export function seedFlowTests(start: StartExample, options: { outage?: boolean }
   );
 }
 
+/**
+ * An app over one adapter serving the routes of {@link assuranceFlowTests}, each through the
+ * adapter's own helpers:
+ * - `POST /login` (JSON credentials): 200 `{ user }`, else 401 `{ error }`, with the result's cookies;
+ * - `POST /login/second-factor` (JSON `{ code }`, a TOTP code): 200 `{ user }`, else 401 `{ error }`;
+ * - `GET /api/me`: any session, `{ aal }`;
+ * - `GET /settings` (text `Settings of <username>`) and `GET /api/settings` (`{ aal }`): aal 2.
+ */
+export type StartAssuranceApp = (latchkey: Latchkey) => Promise<RunningExample>;
+
+const SECOND_FACTOR_KEY = 'k'.repeat(32);
+/** `bob` has no second factor: his password login gives a level-1 session. */
+const secondUser = { username: 'bob', password: 'another horse battery staple' };
+
+/**
+ * Assurance levels over real HTTP: a route guarded with aal 2 sends a level-1 session to the
+ * second-factor step (303 with `next` for pages, 401 `second_factor_required` for the API), and a
+ * session completed with a second factor passes. The same answers in every adapter, the core's.
+ */
+export function assuranceFlowTests(start: StartAssuranceApp): void {
+  const running: RunningExample[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((app) => app.close()));
+  });
+  /** An app whose `ada` has a confirmed authenticator (its secret given back) and `bob` none. */
+  async function boot(): Promise<{ url: string; clock: FakeClock; secret: string }> {
+    const clock = new FakeClock();
+    const store = new MemoryStore();
+    const latchkey = new Latchkey({
+      store,
+      users: store,
+      secondFactor: { store, secretKey: SECOND_FACTOR_KEY },
+      clock: clock.now,
+    });
+    const ada = await latchkey.createUser(demoUser.username, demoUser.password);
+    await latchkey.createUser(secondUser.username, secondUser.password);
+    const factors = latchkey.secondFactors;
+    const enrolment = await factors?.beginTotp(ada.id, ada.username);
+    if (!factors || !enrolment) throw new Error('no TOTP enrolment');
+    const confirmed = await factors.confirmTotp(
+      ada.id,
+      enrolment.factorId,
+      codeAt(enrolment.secret, clock),
+    );
+    if (!confirmed.ok) throw new Error(confirmed.error);
+    clock.advance(30_000); // the confirming code's step is used up
+    const app = await start(latchkey);
+    running.push(app);
+    return { url: app.url, clock, secret: enrolment.secret };
+  }
+
+  it('a level-1 session on an aal 2 route: pages go to the second factor, the API gets 401', async () => {
+    const { url } = await boot();
+    const response = await postJson(url, '/login', secondUser);
+    expect(response.status).toBe(200);
+    const cookie = cookieOf(response);
+    const me = await get(url, '/api/me', cookie, API);
+    expect(me.status).toBe(200);
+    expect(await me.json()).toEqual({ aal: 1 });
+
+    const page = await get(url, '/settings?tab=2', cookie, PAGE);
+    expect(page.status).toBe(303);
+    expect(page.headers.get('location')).toBe('/login/second-factor?next=%2Fsettings%3Ftab%3D2');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    const api = await get(url, '/api/settings', cookie, API);
+    expect(api.status).toBe(401);
+    expect(api.headers.get('content-type')).toBe('application/json');
+    expect(api.headers.get('cache-control')).toBe('no-store');
+    expect(await api.json()).toEqual({ error: 'second_factor_required' });
+    // The session is not ended for lacking a level: it still serves the routes that need none.
+    expect(api.headers.getSetCookie()).toEqual([]);
+    expect((await get(url, '/api/me', cookie, API)).status).toBe(200);
+  });
+
+  it('without a session, an aal 2 route asks for a login first', async () => {
+    const { url } = await boot();
+    const page = await get(url, '/settings', null, PAGE);
+    expect(page.status).toBe(303);
+    expect(page.headers.get('location')).toBe('/login?next=%2Fsettings');
+    const api = await get(url, '/api/settings', null, API);
+    expect(api.status).toBe(401);
+    expect(await api.json()).toEqual({ error: 'unauthenticated' });
+  });
+
+  it('a password login with a second factor sets the pending cookie; the code gives a level-2 session that passes', async () => {
+    const { url, clock, secret } = await boot();
+    const first = await postJson(url, '/login', demoUser);
+    expect(first.status).toBe(401);
+    expect(await first.json()).toEqual({ error: 'second_factor_required' });
+    const firstCookies = first.headers.getSetCookie();
+    expect(firstCookies.some((line) => line.startsWith('__Host-session='))).toBe(false);
+    const pending = cookieNamed(firstCookies, '__Host-latchkey-2fa');
+    // A pending login is no session.
+    expect((await get(url, '/api/me', pending, API)).status).toBe(401);
+
+    const wrong = await postJson(url, '/login/second-factor', { code: '000000' }, pending);
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toEqual({ error: 'invalid_code' });
+    expect(wrong.headers.getSetCookie().some((line) => line.startsWith('__Host-session='))).toBe(
+      false,
+    );
+
+    const code = codeAt(secret, clock);
+    const done = await postJson(url, '/login/second-factor', { code }, pending);
+    expect(done.status).toBe(200);
+    expect(await done.json()).toMatchObject({ user: { username: 'ada' } });
+    expect(done.headers.getSetCookie().join()).toMatch(/__Host-latchkey-2fa=;.*Max-Age=0/i);
+    const cookie = cookieOf(done);
+    const page = await get(url, '/settings', cookie, PAGE);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('Settings of ada');
+    const api = await get(url, '/api/settings', cookie, API);
+    expect(api.status).toBe(200);
+    expect(await api.json()).toEqual({ aal: 2 });
+  });
+}
+
+/** A code from the authenticator app at the clock's time. */
+function codeAt(secret: string, clock: FakeClock): string {
+  return TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: clock.now() });
+}
+
+/** The `name=value` of the cookie `name` among `Set-Cookie` values. */
+function cookieNamed(setCookie: readonly string[], name: string): string {
+  const line = setCookie.find((value) => value.startsWith(`${name}=`));
+  expect(line).toBeDefined();
+  return (line as string).split(';')[0] as string;
+}
+
 /** Logs the demo user in with JSON; gives the `name=value` to send back as `Cookie`. */
 export async function login(url: string): Promise<string> {
   const response = await postJson(url, '/login', demoUser);
@@ -188,11 +318,17 @@ export async function login(url: string): Promise<string> {
   return cookieOf(response);
 }
 
-function postJson(url: string, path: string, body: unknown): Promise<Response> {
+function postJson(
+  url: string,
+  path: string,
+  body: unknown,
+  cookie: string | null = null,
+): Promise<Response> {
+  const headers = { 'content-type': 'application/json', accept: 'application/json', origin: url };
   return fetch(`${url}${path}`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { 'content-type': 'application/json', accept: 'application/json', origin: url },
+    headers: cookie ? { ...headers, cookie } : headers,
     body: JSON.stringify(body),
   });
 }
