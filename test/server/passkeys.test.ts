@@ -205,7 +205,7 @@ describe('passkey settings', () => {
   });
 
   it('refuse origins off the RP id, over plain http, or with a path', () => {
-    const bad = [
+    const bad: Record<string, string>[] = [
       // The first origin's host is the RP id: the apex is not on a subdomain's.
       { LATCHKEY_ORIGIN: 'https://login.example.com,https://example.com' },
       { LATCHKEY_RP_ID: 'example.com', LATCHKEY_ORIGIN: 'https://example.org' },
