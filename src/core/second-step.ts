@@ -115,7 +115,8 @@ export class SecondStep {
     if (throttled) return throttled;
     const user = await passwords.rememberedUser(userId);
     if (!user) {
-      emit({ type: 'login_failed', userId, ip: context.ip ?? null, client: 'ip' });
+      const ip = context.ip ?? null;
+      emit({ type: 'login_failed', userId, ip, client: ip === null ? 'unknown_ip' : 'ip' });
       return { ok: false, error: 'invalid_credentials' };
     }
     const key = typeof user.username === 'string' ? usernameKey(user.username) : userId;
