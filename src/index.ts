@@ -63,6 +63,13 @@ export {
   type VerifyCredentials,
 } from './core/latchkey.js';
 export {
+  type Ceremony,
+  CHALLENGE_MS,
+  type PasskeyOptions,
+  type PasskeyRegistration,
+  Passkeys,
+} from './core/passkeys.js';
+export {
   type CodeCheck,
   type CodeProof,
   type FactorSummary,

@@ -1,3 +1,4 @@
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import {
   type Denial,
   type DenialReason,
@@ -24,6 +25,7 @@ import type {
   StartedSession,
 } from './login-types.js';
 import type { Authentication, LatchkeyOptions } from './options.js';
+import type { Ceremony, Passkeys } from './passkeys.js';
 import { appCredentials, NO_PASSWORDS, noUsers } from './password-check.js';
 import { rememberTokensOf } from './remember.js';
 import { secondFactorsOf } from './second-factor-setup.js';
@@ -60,6 +62,7 @@ export type {
   Throttled,
 } from './login-types.js';
 export type { Authentication, LatchkeyOptions, SecondFactorOptions } from './options.js';
+export type { Ceremony, PasskeyOptions, PasskeyRegistration } from './passkeys.js';
 export type { IsActive, VerifyCredentials } from './password-check.js';
 export type { RememberOptions } from './remember.js';
 
@@ -86,6 +89,8 @@ export class Latchkey {
   readonly secondFactorPath: string;
   /** Second factors of accounts (enrol, list, remove), or null without `secondFactor`. */
   readonly secondFactors: SecondFactors | null;
+  /** Passkeys (register, and the options of a login), or null without `secondFactor.passkeys`. */
+  readonly passkeys: Passkeys | null;
   private readonly secondStep: SecondStep | null;
   private readonly sessions: Sessions;
   private readonly accounts: Accounts | null;
@@ -132,6 +137,7 @@ export class Latchkey {
     const emit = eventSink(options.onEvent);
     const second = secondFactorsOf(options, now, emit, allowUnprefixed);
     this.secondFactors = second?.factors ?? null;
+    this.passkeys = second?.passkeys ?? null;
     const passwords =
       this.accounts ??
       (verifyCredentials ? appCredentials(verifyCredentials, isActive ?? null) : NO_PASSWORDS);
@@ -151,8 +157,7 @@ export class Latchkey {
       emit,
     });
     this.secondStep =
-      second &&
-      new SecondStep({ login: this.flows, ...second, passkeys: null, passwords, now, emit });
+      second && new SecondStep({ login: this.flows, ...second, passwords, now, emit });
   }
 
   /**
@@ -268,6 +273,18 @@ export class Latchkey {
     context?: LoginContext,
   ): Promise<LoggedIn | SecondFactorFailure> {
     return this.requireSecondStep().complete(proof, context);
+  }
+
+  /** See {@link SecondStep.loginWithPasskey}; needs `secondFactor.passkeys`. */
+  loginWithPasskey(response: unknown, context?: LoginContext): Promise<LoginResult> {
+    return this.requireSecondStep().loginWithPasskey(response, context);
+  }
+
+  /** See {@link SecondStep.pendingPasskeyOptions}; needs `secondFactor.passkeys`. */
+  pendingPasskeyOptions(
+    cookieHeader: string | null,
+  ): Promise<Ceremony<PublicKeyCredentialRequestOptionsJSON> | null> {
+    return this.requireSecondStep().pendingPasskeyOptions(cookieHeader);
   }
 
   /** See {@link SecondStep.pendingMethods}; needs `secondFactor`. */

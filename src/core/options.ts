@@ -1,6 +1,7 @@
 import type { Denial, DenialReason } from '../http/shared.js';
 import type { SecondFactorStore, ThrottleStore, UserStore } from './capabilities.js';
 import type { Duration } from './duration.js';
+import type { PasskeyOptions } from './passkeys.js';
 import type { IsActive, VerifyCredentials } from './password-check.js';
 import type { RememberOptions } from './remember.js';
 import type { SessionOptions } from './sessions.js';
@@ -71,6 +72,11 @@ export interface SecondFactorOptions {
   issuer?: string;
   /** Code attempts are counted here; default `throttle.store`, else `store` ("throttle" capability). */
   throttle?: ThrottleStore;
+  /**
+   * Passkeys (WebAuthn), as a second factor and for passwordless logins. Off when absent.
+   * Challenges are used once through `throttle`, so every process must share it.
+   */
+  passkeys?: PasskeyOptions;
 }
 
 export type Authentication =

@@ -1,6 +1,7 @@
 import { requireCapability } from './capabilities.js';
 import type { EventListener } from './events.js';
 import type { LatchkeyOptions, SecondFactorOptions } from './options.js';
+import { Passkeys } from './passkeys.js';
 import { PendingLogins } from './pending-login.js';
 import { SecondFactors } from './second-factors.js';
 import { SecretBox } from './secret-box.js';
@@ -11,7 +12,7 @@ export function secondFactorsOf(
   now: () => number,
   emit: EventListener,
   allowUnprefixed: boolean,
-): { factors: SecondFactors; pending: PendingLogins } | null {
+): { factors: SecondFactors; pending: PendingLogins; passkeys: Passkeys | null } | null {
   const second: SecondFactorOptions | undefined = options.secondFactor;
   if (!second) return null;
   const store = requireCapability(second.store, 'second factors', 'secondFactor.store');
@@ -25,5 +26,8 @@ export function secondFactorsOf(
   return {
     factors: new SecondFactors(store, throttle, box, issuer, now, emit),
     pending: new PendingLogins(box, now, allowUnprefixed),
+    passkeys: second.passkeys
+      ? new Passkeys(store, throttle, box, second.passkeys, issuer, now, emit, allowUnprefixed)
+      : null,
   };
 }

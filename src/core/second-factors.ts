@@ -198,6 +198,13 @@ export class SecondFactors {
     return used ? { ok: true, amr: OTP } : { ok: false, error: 'invalid_code' };
   }
 
+  /** New recovery codes (shown once) when the account has none, else an empty list. */
+  async recoveryCodesIfNone(userId: string): Promise<readonly string[]> {
+    const factors = await this.list(userId);
+    if (factors.some((factor) => factor.kind === 'recovery')) return [];
+    return this.newRecoveryCodes(userId);
+  }
+
   /** Replaces the account's recovery codes with 10 new ones, shown once. */
   async regenerateRecoveryCodes(userId: string): Promise<readonly string[]> {
     await callStore(() => this.store.deleteFactors(userId, 'recovery'));

@@ -1,6 +1,10 @@
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { usernameKey } from './credentials.js';
+import { ConfigError } from './errors.js';
 import type { EventListener } from './events.js';
 import type { Login } from './login.js';
 import type { LoginContext, LoginResult, SecondFactorMethod, Throttled } from './login-types.js';
+import type { Ceremony, Passkeys } from './passkeys.js';
 
 /** A login that started its session. */
 export type LoggedIn = LoginResult & { readonly ok: true };
@@ -56,7 +60,7 @@ export interface SecondStepParts {
   readonly login: Login;
   readonly factors: SecondFactors;
   readonly pending: PendingLogins;
-  readonly passkeys: PasskeyVerifier | null;
+  readonly passkeys: Passkeys | null;
   readonly passwords: PasswordCheck;
   readonly now: () => number;
   readonly emit: EventListener;
@@ -79,6 +83,51 @@ export class SecondStep {
     if (status.passkeys.length > 0) methods.push('passkey');
     if (status.recoveryCodesLeft > 0) methods.push('recovery');
     return methods;
+  }
+
+  /**
+   * Options for a passkey assertion that completes the request's pending login: null when it has
+   * none (or passkeys are off).
+   */
+  async pendingPasskeyOptions(
+    cookieHeader: string | null,
+  ): Promise<Ceremony<PublicKeyCredentialRequestOptionsJSON> | null> {
+    const pending = this.parts.pending.read(cookieHeader);
+    const { passkeys } = this.parts;
+    if (!pending || !passkeys) return null;
+    return passkeys.beginAuthentication(pending.userId);
+  }
+
+  /**
+   * A passwordless login: a passkey assertion (answering `Passkeys.beginAuthentication(null)`)
+   * that verified its user starts a session at level 2 for the account the passkey names. Every
+   * failure is `invalid_credentials`.
+   */
+  async loginWithPasskey(response: unknown, context: LoginContext = {}): Promise<LoginResult> {
+    const { passkeys, passwords, login, factors, emit } = this.parts;
+    if (!passkeys) {
+      throw new ConfigError('secondFactor.passkeys: this needs passkeys (secondFactor.passkeys)');
+    }
+    const verified = await passkeys.verify(response, context.cookie ?? null, null);
+    if (!verified.ok) return { ok: false, error: 'invalid_credentials' };
+    const { userId } = verified;
+    const throttled = await factors.countAttempt(userId);
+    if (throttled) return throttled;
+    const user = await passwords.rememberedUser(userId);
+    if (!user) {
+      const ip = context.ip ?? null;
+      emit({ type: 'login_failed', userId, ip, client: ip === null ? 'unknown_ip' : 'ip' });
+      return { ok: false, error: 'invalid_credentials' };
+    }
+    const key = typeof user.username === 'string' ? usernameKey(user.username) : userId;
+    const account = {
+      userId,
+      user,
+      key,
+      unchanged: async () => (await passwords.rememberedUser(userId)) !== null,
+    };
+    const proof = { aal: 2, amr: verified.amr, via: 'passkey', remember: false } as const;
+    return login.finish(account, proof, context);
   }
 
   /**

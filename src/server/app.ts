@@ -24,6 +24,7 @@ import { apiRoutes, revokeSessionRoute } from './routes/api.js';
 import { formRoutes } from './routes/forms.js';
 import { opsRoutes } from './routes/ops.js';
 import { pageRoutes } from './routes/pages.js';
+import { passkeyRoutes } from './routes/passkeys.js';
 import { twoFactorRoutes } from './routes/two-factor.js';
 import { type AuthObserver, type Routes, Site } from './site.js';
 import { TwoFactorActions } from './two-factor-actions.js';
@@ -83,12 +84,15 @@ export function createApp(
     clock: options.clock,
   });
   const actions = new Actions(site);
+  const twoFactor = options.latchkey.secondFactors ? new TwoFactorActions(site) : null;
+  const { passkeys } = options.latchkey;
   const routes = merge(
     pageRoutes(site),
     formRoutes(site, actions),
     apiRoutes(site, actions),
     opsRoutes(site, options.store, options.users),
-    options.latchkey.secondFactors ? twoFactorRoutes(site, new TwoFactorActions(site)) : {},
+    twoFactor ? twoFactorRoutes(site, twoFactor) : {},
+    twoFactor && passkeys ? passkeyRoutes(site, twoFactor, passkeys) : {},
   );
   const revokeSession = revokeSessionRoute(site, actions);
 

@@ -4,7 +4,7 @@ import type { Denial } from '../index.js';
 /** A whole response, built by a route and written by {@link send}. */
 export interface Reply {
   readonly status: number;
-  readonly type?: 'html' | 'json' | 'css' | 'text';
+  readonly type?: 'html' | 'json' | 'css' | 'js' | 'text';
   readonly body?: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly setCookie?: readonly string[];
@@ -16,13 +16,17 @@ const CONTENT_TYPES = {
   html: 'text/html; charset=utf-8',
   json: 'application/json',
   css: 'text/css; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
   text: 'text/plain; charset=utf-8',
 } as const;
 
-/** Headers on every response. Pages have no script and load only /assets from this origin. */
+/**
+ * Headers on every response. Pages load only /assets from this origin: no inline script or
+ * style; the passkey script may call this origin's API (`connect-src`) and nothing else.
+ */
 const SECURITY_HEADERS = {
   'content-security-policy':
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'same-origin',

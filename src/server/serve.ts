@@ -11,7 +11,7 @@ import { countStoreErrors, ServerMetrics } from './metrics.js';
 import { observeAuth, observeEvents, observeRequests } from './observe.js';
 import { evictionsOf, metricsOnly } from './routes/ops.js';
 import { loadSecret } from './secret.js';
-import type { Settings } from './settings.js';
+import { passkeySettings, type Settings } from './settings.js';
 import { describeTarget, openStores, type SessionsStore, type UsersStore } from './stores.js';
 import { startSweeper } from './sweep.js';
 
@@ -55,6 +55,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
   let metricsServer: Server | null = null;
   let sweeper: ReturnType<typeof startSweeper> | null = null;
   let listening: Server | undefined;
+  const passkeys = passkeySettings(config);
   try {
     const latchkey = new Latchkey({
       store,
@@ -72,6 +73,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       secondFactor: {
         store: users,
         secretKey: config.secretKey.length > 0 ? config.secretKey : secret,
+        ...(passkeys ? { passkeys: { ...passkeys, rpName: 'latchkey' } } : {}),
       },
       onEvent: observeEvents(metrics, auditLog(audit)),
     });

@@ -143,6 +143,43 @@ export const hosts: Kind<readonly string[]> = {
   show: (value) => [...value],
 };
 
+/** Web origins (`https://example.com`, `http://localhost:3000`): scheme, host and port only. */
+export const origins: Kind<readonly string[]> = {
+  arg: 'ORIGINS',
+  parse(value) {
+    const entries = list(value);
+    if (!entries.ok) return entries;
+    const out: string[] = [];
+    for (const entry of entries.value) {
+      let url: URL | null = null;
+      try {
+        url = new URL(entry);
+      } catch {}
+      if (!url || url.origin !== entry.replace(/\/$/, '').toLowerCase()) {
+        return bad(`"${entry}" is not an origin (scheme://host[:port], no path)`);
+      }
+      out.push(url.origin);
+    }
+    return ok(out);
+  },
+  show: (value) => [...value],
+};
+
+/** A relying-party id for passkeys: a domain name, lowercase. */
+export const domain: Kind<string | null> = {
+  arg: 'DOMAIN',
+  parse(value) {
+    const checked = text('DOMAIN').parse(value);
+    if (!checked.ok || checked.value === null) return checked;
+    const name = checked.value.toLowerCase();
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name)) {
+      return bad(`"${checked.value}" is not a domain name`);
+    }
+    return ok(name);
+  },
+  show: (value) => value,
+};
+
 const urlText = text('URL');
 const nameText = text('NAME', { required: true });
 

@@ -6,12 +6,14 @@ import {
   addresses,
   bearerToken,
   cookieName,
+  domain,
   duration,
   flag,
   forwardAuthPolicies,
   hosts,
   type Kind,
   logLevel,
+  origins,
   port,
   type Shown,
   secretKeys,
@@ -153,6 +155,16 @@ const SETTINGS = [
     kind: secretKeys,
     help: 'comma-separated keys sealing TOTP secrets at rest (AES-256-GCM), newest first; default derived from the secret file',
   },
+  {
+    key: 'rpId',
+    kind: domain,
+    help: 'turns passkeys on: the domain they are bound to (example.com); default the host of the first --origin',
+  },
+  {
+    key: 'origin',
+    kind: origins,
+    help: 'turns passkeys on: comma-separated origins of the login pages (https://example.com); default https://RP-ID',
+  },
 ] as const satisfies readonly SettingRow[];
 
 type Setting = (typeof SETTINGS)[number];
@@ -200,10 +212,43 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
   },
   { broken: (s) => refusedForUsers(s.users), message: `{users} ${NOT_DURABLE}` },
   {
+    broken: (s) => {
+      const passkeys = passkeySettings(s);
+      return passkeys !== null && !passkeys.origins.every((o) => onRpId(o, passkeys.rpId));
+    },
+    message: '{origin}: each origin must be on {rpId} or a subdomain of it',
+  },
+  {
+    broken: (s) =>
+      passkeySettings(s)?.origins.some(
+        (o) => !o.startsWith('https://') && new URL(o).hostname !== 'localhost',
+      ) ?? false,
+    message: '{origin}: browsers allow passkeys over https only (or http://localhost)',
+  },
+  {
     broken: (s) => !s.cookieName.startsWith(HOST_PREFIX) && !s.insecureCookieName,
     message: `{cookieName}: without the ${HOST_PREFIX} prefix a sibling subdomain can set or shadow the session cookie; use a ${HOST_PREFIX} name, or pass --insecure-cookie-name`,
   },
 ];
+
+/**
+ * The passkey settings, or null when neither `--rp-id` nor `--origin` is set (passkeys off: the
+ * RP id is never taken from a request's Host, which the client chooses). One gives the other: an
+ * RP id alone allows `https://RP-ID`, origins alone use the first one's host as the RP id.
+ */
+export function passkeySettings(
+  s: Pick<Settings, 'rpId' | 'origin'>,
+): { rpId: string; origins: readonly string[] } | null {
+  if (s.rpId === null && s.origin.length === 0) return null;
+  const first = s.origin[0];
+  const rpId = s.rpId ?? new URL(first as string).hostname;
+  return { rpId, origins: s.origin.length > 0 ? s.origin : [`https://${rpId}`] };
+}
+
+function onRpId(origin: string, rpId: string): boolean {
+  const host = new URL(origin).hostname;
+  return host === rpId || host.endsWith(`.${rpId}`);
+}
 
 /** `idleTimeout` → `--idle-timeout`. */
 export function flagOf(key: SettingKey): string {

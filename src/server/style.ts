@@ -45,8 +45,9 @@ main {
 }
 h1 { margin-top: 0; font-size: 1.6rem; }
 .lead { font-size: 1.15rem; }
-form.stack { display: grid; gap: 0.4rem; max-width: 22rem; }
+.stack { display: grid; gap: 0.4rem; max-width: 22rem; }
 form.inline { display: inline; }
+[hidden] { display: none !important; }
 label { font-weight: 600; margin-top: 0.6rem; }
 label.check { font-weight: 400; display: flex; gap: 0.5rem; align-items: center; }
 h2 { font-size: 1.15rem; margin-top: 2rem; }
@@ -58,7 +59,7 @@ button {
   font: inherit; cursor: pointer; padding: 0.5rem 1rem; border-radius: 6px;
   border: 1px solid var(--accent); background: var(--accent); color: var(--accent-text);
 }
-form.stack button { margin-top: 1rem; justify-self: start; }
+.stack button { margin-top: 1rem; justify-self: start; }
 button.link { background: none; border: none; color: var(--accent); padding: 0; text-decoration: underline; }
 button.danger { background: none; color: var(--danger); border-color: var(--danger); margin-top: 1rem; }
 td button { background: none; color: var(--accent); padding: 0.2rem 0.7rem; white-space: nowrap; }

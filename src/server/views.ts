@@ -36,7 +36,13 @@ export function form(options: {
   return html`<form method="post" action="${options.action}"${className}>${hidden}${options.body}</form>`;
 }
 
-export function layout(options: { title: string; viewer?: Viewer | null; main: SafeHtml }): string {
+export function layout(options: {
+  title: string;
+  viewer?: Viewer | null;
+  main: SafeHtml;
+  /** Loads the passkey script (pages with `data-passkey` buttons). */
+  passkeys?: boolean;
+}): string {
   const viewer = options.viewer;
   const nav = viewer
     ? html`<nav aria-label="Account">
@@ -53,6 +59,7 @@ export function layout(options: { title: string; viewer?: Viewer | null; main: S
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${options.title} · latchkey</title>
 <link rel="stylesheet" href="/assets/style.css">
+${options.passkeys ? PASSKEY_SCRIPTS : null}
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
@@ -65,6 +72,14 @@ ${options.main}
 `.markup;
 }
 
+const PASSKEY_SCRIPTS = html`<script src="/assets/simplewebauthn-browser.js" defer></script>
+<script src="/assets/passkeys.js" defer></script>`;
+
+/** Where the passkey script says what went wrong (hidden until then). */
+export function passkeyNotice(): SafeHtml {
+  return html`<p class="error" role="alert" data-passkey-error hidden></p>`;
+}
+
 export function errorNotice(message: string | null): SafeHtml | null {
   return message ? html`<p class="error" role="alert" id="form-error">${message}</p>` : null;
 }
@@ -75,6 +90,8 @@ export function loginPage(options: {
   next?: string | null;
   error?: string | null;
   allowSignup: boolean;
+  /** Offers "Sign in with a passkey". */
+  passkeys?: boolean;
 }): string {
   const fields: Record<string, string> = options.next ? { next: options.next } : {};
   const describedBy = options.error ? html` aria-describedby="form-error"` : null;
@@ -92,11 +109,20 @@ export function loginPage(options: {
   const signup = options.allowSignup
     ? html`<p>New here? <a href="${options.next ? `/signup?next=${encodeURIComponent(options.next)}` : '/signup'}">Create an account</a>.</p>`
     : null;
+  // Shown by the script, and only where the browser has WebAuthn.
+  const passkey = options.passkeys
+    ? html`<section class="stack" aria-label="Passkey">
+${passkeyNotice()}
+<button type="button" data-passkey="login" data-next="${options.next ?? '/dashboard'}" hidden>Sign in with a passkey</button>
+</section>`
+    : null;
   return layout({
     title: 'Log in',
+    passkeys: options.passkeys === true,
     main: html`<h1>Log in</h1>
 ${errorNotice(options.error ?? null)}
 ${form({ action: '/login', csrf: options.csrf, fields, className: 'stack', body })}
+${passkey}
 ${signup}`,
   });
 }

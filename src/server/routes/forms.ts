@@ -25,6 +25,7 @@ const FORM = 'application/x-www-form-urlencoded';
 /** The HTML forms' posts: the same actions as the JSON API, answered with pages and redirects. */
 export function formRoutes(site: Site, actions: Actions): Routes {
   const { allowSignup } = site;
+  const passkeys = site.latchkey.passkeys !== null;
 
   /**
    * A login or sign-up post: the form is read and its pre-login CSRF token checked first;
@@ -77,6 +78,7 @@ export function formRoutes(site: Site, actions: Actions): Routes {
             csrf,
             error: 'This form expired. Please log in again.',
             allowSignup,
+            passkeys,
           }),
         async (ctx, post, csrf) => {
           const { fields } = post;
@@ -93,7 +95,7 @@ export function formRoutes(site: Site, actions: Actions): Routes {
             return redirect(step, { setCookie: result.setCookie });
           }
           const { status, message } = loginFailure(result);
-          const page = loginPage({ ...shown(post), csrf, error: message, allowSignup });
+          const page = loginPage({ ...shown(post), csrf, error: message, allowSignup, passkeys });
           return htmlReply(status, page, { headers: retryAfterOf(result) });
         },
       ),

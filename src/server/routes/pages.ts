@@ -37,7 +37,12 @@ export function pageRoutes(site: Site): Routes {
           return redirect(next ?? '/dashboard', { setCookie });
         }
         const token = site.preLoginToken(ctx);
-        const page = loginPage({ csrf: token.csrf, next, allowSignup: site.allowSignup });
+        const page = loginPage({
+          csrf: token.csrf,
+          next,
+          allowSignup: site.allowSignup,
+          passkeys: latchkey.passkeys !== null,
+        });
         return htmlReply(200, page, { setCookie: [...auth.setCookie, ...token.setCookie] });
       },
     },

@@ -38,6 +38,7 @@ const PROFILE_PATH = '/profile/two-factor';
 export function twoFactorRoutes(site: Site, actions: TwoFactorActions): Routes {
   const { latchkey } = site;
   const { factors } = actions;
+  const passkeys = latchkey.passkeys !== null;
 
   /** The second-step page for whatever the request has: a pending login or an AAL1 session. */
   async function stepPage(ctx: Context, error: string | null, status = 200): Promise<Reply> {
@@ -164,7 +165,9 @@ export function twoFactorRoutes(site: Site, actions: TwoFactorActions): Routes {
     },
     [PROFILE_PATH]: {
       GET: site.page(async (signedin) =>
-        twoFactorPage(site.viewerOf(signedin), await factors.status(signedin.session.userId)),
+        twoFactorPage(site.viewerOf(signedin), await factors.status(signedin.session.userId), {
+          passkeys,
+        }),
       ),
     },
     '/profile/two-factor/totp': {
@@ -216,8 +219,29 @@ export function twoFactorRoutes(site: Site, actions: TwoFactorActions): Routes {
         const notice = removed ? 'Removed.' : 'Nothing to remove.';
         return htmlReply(
           removed ? 200 : 404,
-          twoFactorPage(site.viewerOf(signedin), status, notice),
+          twoFactorPage(site.viewerOf(signedin), status, { notice, passkeys }),
         );
+      }),
+    },
+    '/profile/two-factor/rename': {
+      POST: site.form(async (_ctx, signedin, fields) => {
+        const { userId } = signedin.session;
+        const renamed = await factors.rename(userId, fields.id ?? '', fields.name);
+        const notice = renamed ? 'Renamed.' : 'Nothing renamed: give a name of 1 to 64 characters.';
+        const page = twoFactorPage(site.viewerOf(signedin), await factors.status(userId), {
+          notice,
+          passkeys,
+        });
+        return htmlReply(renamed ? 200 : 400, page);
+      }),
+    },
+    '/api/two-factor/rename': {
+      POST: site.json(async (_ctx, signedin, body) => {
+        const id = typeof body.id === 'string' ? body.id : '';
+        if (!(await factors.rename(signedin.session.userId, id, body.name))) {
+          return jsonReply(404, { error: 'not_found' });
+        }
+        return { status: 204 };
       }),
     },
     '/api/login/second-factor': {
@@ -230,12 +254,15 @@ export function twoFactorRoutes(site: Site, actions: TwoFactorActions): Routes {
             ? await site.currentSession(ctx)
             : null;
         const outcome = await actions.secondStep(ctx, proof, session);
+        // A passkey's challenge is used up either way: its cookie goes.
+        const used =
+          proof.type === 'passkey' && latchkey.passkeys ? [latchkey.passkeys.cookie.blank()] : [];
         if (outcome.ok) {
           const user = 'user' in outcome ? outcome.user : outcome.session.user;
           return jsonReply(
             200,
             { user, aal: outcome.session.aal },
-            { setCookie: outcome.setCookie },
+            { setCookie: [...outcome.setCookie, ...used] },
           );
         }
         if (outcome.error === 'too_many_attempts') return throttledJson(outcome.retryAfterSeconds);
