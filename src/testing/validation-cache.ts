@@ -251,7 +251,8 @@ export function describeValidationCache<S extends CachedStore>(
   });
 }
 
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+/** Polls `condition` every 5 ms until it holds; throws after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const started = Date.now();
   while (!condition()) {
     if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
