@@ -5,7 +5,7 @@ import { Latchkey } from '../core/latchkey.js';
 import type { SessionRecord, SessionStore } from '../core/store.js';
 import { RETRY_AFTER_SECONDS } from '../http/shared.js';
 import { type StoreHarness, useStore } from './harness.js';
-import { MINUTE, record } from './records.js';
+import { liveRecord as live, MINUTE, record } from './records.js';
 import { until, type ValidationCacheView } from './validation-cache.js';
 
 /**
@@ -56,19 +56,6 @@ export function describeOutage<S extends SessionStore>(
     async function restore(): Promise<void> {
       cut = false;
       await harness.restore();
-    }
-
-    /** A live session record, not yet stored. */
-    function live(overrides: Partial<SessionRecord> = {}): SessionRecord {
-      const now = Date.now();
-      return record({
-        createdAt: now,
-        lastSeenAt: now,
-        idleExpiresAt: now + 30 * MINUTE,
-        absoluteExpiresAt: now + 60 * MINUTE,
-        authenticatedAt: now,
-        ...overrides,
-      });
     }
 
     /**

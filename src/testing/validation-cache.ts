@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SessionDataPatch, SessionIndex } from '../core/capabilities.js';
 import type { SessionRecord, SessionStore } from '../core/store.js';
-import { MINUTE, record } from './records.js';
+import { liveRecord, MINUTE, record } from './records.js';
 
 /** What the suite reads of a validation cache. */
 export interface ValidationCacheView {
@@ -92,15 +92,7 @@ export function describeValidationCache<S extends CachedStore>(
       overrides: Partial<SessionRecord> = {},
       on: S = a,
     ): Promise<SessionRecord> {
-      const now = Date.now();
-      const created = record({
-        createdAt: now,
-        lastSeenAt: now,
-        idleExpiresAt: now + 30 * MINUTE,
-        absoluteExpiresAt: now + 60 * MINUTE,
-        authenticatedAt: now,
-        ...overrides,
-      });
+      const created = liveRecord(overrides);
       await b.create(created);
       await on.get(created.id);
       const hits = cacheOf(on).stats().hitCount;
