@@ -18,6 +18,7 @@ import { describeUserStore } from './users.js';
 export { describeDataPatch } from './data-patch.js';
 export { describeExpirySweep } from './expiry-sweep.js';
 export { type StoreHarness, useStore } from './harness.js';
+export { describeOutage, type OutageHarness } from './outage.js';
 export { canonical, record, T0 } from './records.js';
 export { describeRememberStore } from './remember.js';
 export { describeAccountFactors, describeSecondFactorStore, factor } from './second-factors.js';

@@ -25,6 +25,22 @@ export function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
   };
 }
 
+/**
+ * A record alive now, on the real clock (30 minutes idle, an hour at most): for stores whose
+ * backend expires records itself, where a {@link T0} record would already be gone.
+ */
+export function liveRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const now = Date.now();
+  return record({
+    createdAt: now,
+    lastSeenAt: now,
+    idleExpiresAt: now + 30 * MINUTE,
+    absoluteExpiresAt: now + 60 * MINUTE,
+    authenticatedAt: now,
+    ...overrides,
+  });
+}
+
 /** JSON with object keys sorted: equal strings mean equal values, whatever key order a store keeps. */
 export function canonical(value: JsonValue): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SessionDataPatch, SessionIndex } from '../core/capabilities.js';
 import type { SessionRecord, SessionStore } from '../core/store.js';
-import { MINUTE, record } from './records.js';
+import { liveRecord, MINUTE, record } from './records.js';
 
 /** What the suite reads of a validation cache. */
 export interface ValidationCacheView {
@@ -92,15 +92,7 @@ export function describeValidationCache<S extends CachedStore>(
       overrides: Partial<SessionRecord> = {},
       on: S = a,
     ): Promise<SessionRecord> {
-      const now = Date.now();
-      const created = record({
-        createdAt: now,
-        lastSeenAt: now,
-        idleExpiresAt: now + 30 * MINUTE,
-        absoluteExpiresAt: now + 60 * MINUTE,
-        authenticatedAt: now,
-        ...overrides,
-      });
+      const created = liveRecord(overrides);
       await b.create(created);
       await on.get(created.id);
       const hits = cacheOf(on).stats().hitCount;
@@ -251,7 +243,8 @@ export function describeValidationCache<S extends CachedStore>(
   });
 }
 
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+/** Polls `condition` every 5 ms until it holds; throws after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const started = Date.now();
   while (!condition()) {
     if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');

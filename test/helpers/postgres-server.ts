@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 
 /** The shared PostgreSQL the tests use unless told otherwise. */
@@ -90,61 +89,16 @@ export function countingPool(url: string, options: pg.PoolConfig = {}) {
   };
 }
 
-/**
- * A TCP relay in front of PostgreSQL that a test can cut (every connection dropped, new ones
- * refused) and restore on the same port: an outage without stopping the shared server.
- */
-export class Relay {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  /** Chosen on first start, kept across restarts so clients reconnect to the same address. */
-  port = 0;
+/** The shared PostgreSQL's address, for a relay or proxy in front of it. */
+export function postgresTarget(): { host: string; port: number } {
+  const url = new URL(POSTGRES_URL);
+  return { host: url.hostname, port: Number(url.port || 5432) };
+}
 
-  private constructor(private readonly target: { host: string; port: number }) {}
-
-  static async start(): Promise<Relay> {
-    const target = new URL(POSTGRES_URL);
-    const relay = new Relay({ host: target.hostname, port: Number(target.port || 5432) });
-    await relay.resume();
-    return relay;
-  }
-
-  /** POSTGRES_URL through the relay, tagged with `applicationName`. */
-  url(applicationName: string): string {
-    const url = new URL(POSTGRES_URL);
-    url.port = String(this.port);
-    url.searchParams.set('application_name', applicationName);
-    return url.toString();
-  }
-
-  async resume(): Promise<void> {
-    const server = createServer((inbound) => {
-      const outbound = connect(this.target);
-      for (const socket of [inbound, outbound]) {
-        this.sockets.add(socket);
-        socket.on('error', () => {});
-        socket.on('close', () => {
-          this.sockets.delete(socket);
-          inbound.destroy();
-          outbound.destroy();
-        });
-      }
-      inbound.pipe(outbound).pipe(inbound);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    const address = server.address();
-    this.port = typeof address === 'object' && address ? address.port : 0;
-    this.server = server;
-  }
-
-  /** Drops every relayed connection and stops accepting new ones. */
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    for (const socket of this.sockets) socket.destroy();
-    if (server) await new Promise((resolve) => server.close(resolve));
-  }
+/** POSTGRES_URL on another local port (a relay's or proxy's), tagged with `applicationName`. */
+export function postgresUrlVia(port: number, applicationName?: string): string {
+  const url = new URL(POSTGRES_URL);
+  url.port = String(port);
+  if (applicationName) url.searchParams.set('application_name', applicationName);
+  return url.toString();
 }
