@@ -96,7 +96,7 @@ describe('SqliteStore', () => {
       for (let i = 0; i < 40; i++) {
         const record = { id: randomBytes(32).toString('base64url'), userId: 'shared-user', createdAt: now + i,
           lastSeenAt: now, idleExpiresAt: now + 3_600_000, absoluteExpiresAt: now + 7_200_000, authenticatedAt: now,
-          ip: null, userAgent: null, user: {}, data: {} };
+          aal: 1, amr: [], ip: null, userAgent: null, user: {}, data: {} };
         if (await store.createCapped(record, 5)) created++;
       }
       await store.close();
