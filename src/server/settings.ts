@@ -17,8 +17,10 @@ import {
   secretKeys,
   storeUrl,
   text,
+  workerCount,
+  workersOf,
 } from './setting-kinds.js';
-import { NOT_DURABLE, redact, refusedForUsers, takesCache } from './stores.js';
+import { isMemory, NOT_DURABLE, redact, refusedForUsers, takesCache } from './stores.js';
 
 export type { LogLevel } from './setting-kinds.js';
 
@@ -153,6 +155,12 @@ const SETTINGS = [
     kind: secretKeys,
     help: 'comma-separated keys sealing TOTP secrets at rest (AES-256-GCM), newest first; default derived from the secret file',
   },
+  {
+    key: 'workers',
+    kind: workerCount,
+    default: '1',
+    help: 'server processes sharing the port (node:cluster), or auto for one per available core; a crashed one is restarted',
+  },
 ] as const satisfies readonly SettingRow[];
 
 type Setting = (typeof SETTINGS)[number];
@@ -199,6 +207,11 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
     message: '{cache}: needs --store redis://… or postgres://…',
   },
   { broken: (s) => refusedForUsers(s.users), message: `{users} ${NOT_DURABLE}` },
+  {
+    broken: (s) => workersOf(s.workers) > 1 && (isMemory(s.store) || isMemory(s.users)),
+    message:
+      '{workers}: a memory store lives inside one process, so each worker would keep its own sessions and users; use one worker, or SQLite, PostgreSQL or Redis',
+  },
   {
     broken: (s) => !s.cookieName.startsWith(HOST_PREFIX) && !s.insecureCookieName,
     message: `{cookieName}: without the ${HOST_PREFIX} prefix a sibling subdomain can set or shadow the session cookie; use a ${HOST_PREFIX} name, or pass --insecure-cookie-name`,
