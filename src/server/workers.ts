@@ -19,10 +19,14 @@ const SWEEPER_ENV = 'LATCHKEY_CLUSTER_SWEEPER';
 /** A worker tells the primary it has opened its stores and is listening. */
 const READY = 'latchkey:worker-ready';
 
-/** This many worker deaths within {@link CRASH_WINDOW_MS} is a crash loop: the primary gives up. */
+/**
+ * A worker that dies within {@link CRASH_WINDOW_MS} of its fork died at once; this many in a row
+ * (no longer-lived worker dying in between) is a crash loop, and the primary gives up. Counted
+ * per fork rather than per second, so a slow start-up cannot hide a loop or fake one.
+ */
 const CRASH_LIMIT = 5;
 const CRASH_WINDOW_MS = 10_000;
-/** The wait before a restart, doubled for each recent death, so a crash loop does not spin. */
+/** The wait before a restart, doubled for each death in a row, so a crash loop does not spin. */
 const RESTART_DELAY_MS = 100;
 /** Workers still running this long after a stop began are killed. */
 const STOP_DEADLINE_MS = SHUTDOWN_GRACE_MS + 5000;
@@ -67,7 +71,8 @@ export async function runPrimary(settings: Settings): Promise<number> {
   // Slot i holds worker i's current process; slot 0 sweeps, so its replacement does too.
   const slots: (Worker | null)[] = Array.from({ length: count }, () => null);
   const ready = new Set<Worker>();
-  const deaths: number[] = [];
+  const forkedAt = new Map<Worker, number>();
+  let quickDeaths = 0;
   const restarts = new Set<NodeJS.Timeout>();
   let phase: 'starting' | 'running' | 'stopping' = 'starting';
   let url = '';
@@ -104,6 +109,7 @@ export async function runPrimary(settings: Settings): Promise<number> {
   const fork = (slot: number) => {
     const worker = cluster.fork({ [SWEEPER_ENV]: slot === 0 ? '1' : '0' });
     slots[slot] = worker;
+    forkedAt.set(worker, Date.now());
     worker.on('message', (message: { type?: unknown; url?: unknown; id?: unknown } | null) => {
       if (message?.type === READY && typeof message.url === 'string') {
         onReady(worker, message.url);
@@ -131,6 +137,8 @@ export async function runPrimary(settings: Settings): Promise<number> {
 
   const onExit = (slot: number, worker: Worker, code: number | null, signal: string | null) => {
     ready.delete(worker);
+    const lived = Date.now() - (forkedAt.get(worker) ?? 0);
+    forkedAt.delete(worker);
     if (slots[slot] === worker) slots[slot] = null;
     const how = signal ? `signal ${signal}` : `code ${code}`;
     if (phase === 'stopping') {
@@ -144,18 +152,16 @@ export async function runPrimary(settings: Settings): Promise<number> {
       stop(code !== null && code !== 0 ? code : FAILED);
       return;
     }
-    const now = Date.now();
-    deaths.push(now);
-    while (deaths.length > 0 && (deaths[0] as number) <= now - CRASH_WINDOW_MS) deaths.shift();
-    if (deaths.length >= CRASH_LIMIT) {
+    quickDeaths = lived < CRASH_WINDOW_MS ? quickDeaths + 1 : 0;
+    if (quickDeaths >= CRASH_LIMIT) {
       logger.fatal(
         { pid: worker.process.pid, code, signal },
-        `worker exited (${how}): ${deaths.length} workers died within ${CRASH_WINDOW_MS / 1000} s, stopping`,
+        `worker exited (${how}): ${quickDeaths} workers in a row died within ${CRASH_WINDOW_MS / 1000} s of starting, stopping`,
       );
       stop(FAILED);
       return;
     }
-    const delay = RESTART_DELAY_MS * 2 ** (deaths.length - 1);
+    const delay = RESTART_DELAY_MS * 2 ** Math.max(0, quickDeaths - 1);
     logger.warn(
       { pid: worker.process.pid, code, signal, restartInMs: delay },
       `worker exited (${how}); restarting it in ${delay} ms`,
