@@ -139,9 +139,9 @@ const STORES: Record<string, () => Promise<string[]>> = {
   postgres: async () => {
     const name = `latchkey_workers_${randomBytes(6).toString('hex')}`;
     await postgresAdmin((client) => client.query(`CREATE DATABASE ${name}`));
-    cleanups.push(() =>
-      postgresAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
-    );
+    cleanups.push(async () => {
+      await postgresAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    });
     const url = new URL(POSTGRES_URL);
     url.pathname = `/${name}`;
     await addStoreUser(url.toString(), 'ada', PASSWORD);
