@@ -208,14 +208,28 @@ describe('latchkey serve --workers', () => {
         ).toBeGreaterThanOrEqual(CALLS);
         expect(metric(answer.body, 'latchkey_validations_total{result="revoked"}')).toBe(CALLS);
       }
-      const metricsLines = logLines(server).filter(
-        (line) => line.msg === 'request' && line.route === '/metrics',
+      const metricsLines = await untilLog(
+        server,
+        (lines) => {
+          const found = lines.filter((line) => line.msg === 'request' && line.route === '/metrics');
+          return found.length >= 4 ? found : undefined;
+        },
+        '/metrics request lines',
       );
       expect(new Set(metricsLines.map((line) => line.worker)).size).toBe(2);
 
       // SIGTERM to the primary: every worker closes its stores, and the primary exits 0.
       expect(await server.stop()).toBe(0);
-      expect(logLines(server).filter((line) => line.msg === 'latchkey stopped')).toHaveLength(3);
+      // The output may still be in the pipe when the primary has exited.
+      const stopped = await untilLog(
+        server,
+        (lines) => {
+          const found = lines.filter((line) => line.msg === 'latchkey stopped');
+          return found.length >= 3 ? found : undefined;
+        },
+        'stop lines',
+      );
+      expect(stopped).toHaveLength(3);
       for (const pid of start.pids ?? []) expect(alive(pid)).toBe(false);
     });
   }
@@ -257,7 +271,14 @@ describe('latchkey serve --workers', () => {
     rmSync(dir.dir, { recursive: true, force: true });
     process.kill(pids[0] as number, 'SIGKILL');
     expect(await exited(server)).toBe(1);
-    expect(server.output()).toMatch(/5 workers in a row died within 10 s of starting, stopping/);
+    await untilLog(
+      server,
+      (lines) =>
+        lines.find((line) =>
+          /5 workers in a row died within 10 s of starting, stopping/.test(line.msg ?? ''),
+        ),
+      'give-up line',
+    );
     for (const pid of pids) expect(alive(pid)).toBe(false);
   });
 
