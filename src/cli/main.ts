@@ -13,6 +13,13 @@ import {
 } from '../server/settings.js';
 import { SERVE_USAGE } from '../server/settings-help.js';
 import { type OpenedStores, openStores, takesCache } from '../server/stores.js';
+import {
+  leaveCluster,
+  reportReady,
+  runPrimary,
+  wantsCluster,
+  workerRole,
+} from '../server/workers.js';
 import { type Command, type CommandInput, STORE_SETTINGS } from './command.js';
 import { CONFIG_USAGE, configCheck } from './commands/config.js';
 import { MAINTENANCE_COMMANDS } from './commands/maintenance.js';
@@ -185,13 +192,17 @@ async function serve(argv: readonly string[]): Promise<number> {
     print(SERVE_USAGE);
     return 0;
   }
+  // A cluster worker re-runs this script with the same arguments: it is a whole server.
+  const worker = workerRole();
   let running: Awaited<ReturnType<typeof startServer>>;
   try {
-    running = await startServer(settings);
+    if (worker === null && wantsCluster(settings)) return await runPrimary(settings);
+    running = await startServer(settings, worker);
   } catch (error) {
     fail(`serve: ${(error as Error).message}`);
     return error instanceof ConfigError ? USAGE_ERROR : FAILED;
   }
+  if (worker !== null) reportReady(running.url);
   // startServer has logged "latchkey listening on …".
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
@@ -205,3 +216,4 @@ process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
   fail(error instanceof Error ? error.message : String(error));
   return FAILED;
 });
+leaveCluster();

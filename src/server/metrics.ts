@@ -1,4 +1,11 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  Registry,
+} from 'prom-client';
 import type { SessionEvent } from '../index.js';
 
 export type LoginOutcome = 'success' | 'invalid' | 'throttled' | 'error';
@@ -10,9 +17,31 @@ export interface SweepCounts {
   readonly attempts: number;
 }
 
+/** What `GET /metrics` shows: a registry, or every cluster worker's registries summed. */
+export interface MetricsView {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
+/** IPC between a cluster worker and the primary: a worker asks, the primary answers. */
+export const METRICS_REQUEST = 'latchkey:metrics-request';
+export const METRICS_ANSWER = 'latchkey:metrics-answer';
+
+export interface MetricsAnswer {
+  readonly type: typeof METRICS_ANSWER;
+  readonly id: number;
+  readonly body?: string;
+  readonly error?: string;
+}
+
+/** How long a worker waits for the primary's aggregate (prom-client gives up on workers at 5 s). */
+const ASK_PRIMARY_MS = 8000;
+
 /** The server's Prometheus metrics, on a registry of their own. */
 export class ServerMetrics {
   readonly registry = new Registry();
+  /** What `GET /metrics` answers: this registry, or in a cluster worker the whole cluster's. */
+  readonly view: MetricsView;
   private readonly logins: Counter<'result'>;
   private readonly validations: Counter<'result'>;
   private readonly validationSeconds: Histogram;
@@ -24,7 +53,9 @@ export class ServerMetrics {
   private created = 0;
   private ended = 0;
 
-  constructor() {
+  /** `cluster`: this is a `node:cluster` worker, and `/metrics` shows every worker's sum. */
+  constructor(options: { readonly cluster?: boolean } = {}) {
+    this.view = options.cluster ? clusterView(this.registry) : this.registry;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.logins = new Counter({
@@ -97,6 +128,8 @@ export class ServerMetrics {
       name: 'latchkey_store_evictions',
       help: 'Items the sessions store has evicted for memory (each may have logged a user out), as the store reports it.',
       registers: [this.registry],
+      // Every worker reads the same store's count: summing would multiply it.
+      aggregator: 'first',
       async collect() {
         this.set(await read());
       },
@@ -152,6 +185,43 @@ export class ServerMetrics {
     this.ended += count;
     this.sessionsEnded.inc({ reason }, count);
   }
+}
+
+/**
+ * The cluster's metrics, for a worker: prom-client's AggregatorRegistry in the primary collects
+ * every worker's registry (this one answers its requests), so the worker that got `/metrics`
+ * asks the primary over IPC for the sum.
+ */
+function clusterView(registry: Registry): MetricsView {
+  AggregatorRegistry.setRegistries(registry);
+  // The constructor is what makes this worker answer the primary's collection requests.
+  new AggregatorRegistry();
+  const pending = new Map<number, (answer: MetricsAnswer) => void>();
+  let next = 0;
+  process.on('message', (message: Partial<MetricsAnswer> | null) => {
+    if (message?.type !== METRICS_ANSWER || typeof message.id !== 'number') return;
+    pending.get(message.id)?.(message as MetricsAnswer);
+  });
+  return {
+    contentType: registry.contentType,
+    metrics() {
+      const id = next++;
+      return new Promise<string>((resolve, reject) => {
+        const settle = (answer: MetricsAnswer) => {
+          pending.delete(id);
+          clearTimeout(timer);
+          if (answer.body !== undefined) resolve(answer.body);
+          else reject(new Error(answer.error ?? 'no metrics from the primary'));
+        };
+        const timer = setTimeout(
+          () => settle({ type: METRICS_ANSWER, id, error: 'the primary did not answer' }),
+          ASK_PRIMARY_MS,
+        );
+        pending.set(id, settle);
+        process.send?.({ type: METRICS_REQUEST, id });
+      });
+    },
+  };
 }
 
 /**

@@ -27,19 +27,35 @@ export interface RunningServer {
 }
 
 /** Requests still running this long after a shutdown began are cut off. */
-const SHUTDOWN_GRACE_MS = 10_000;
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+/** How a `node:cluster` worker runs (see workers.ts); a lone server passes none of it. */
+export interface WorkerRole {
+  /** The cluster's worker id, on every log line. */
+  readonly id: number;
+  /** Whether this worker runs the expiry sweeps: exactly one worker does. */
+  readonly sweeps: boolean;
+}
 
 /** Opens the store and listens. Rejects when the store cannot be opened or the port is taken. */
-export async function startServer(config: Settings): Promise<RunningServer> {
+export async function startServer(
+  config: Settings,
+  worker: WorkerRole | null = null,
+): Promise<RunningServer> {
   const secret = loadSecret(config.secretFile);
   const csrf = new CsrfTokens(secret);
   const tls = config.tlsCert && config.tlsKey ? readTls(config.tlsCert, config.tlsKey) : null;
   // One stream for standard output: the server log, and the audit log unless it has a file.
   const stdout = stdoutDestination(process.stdout.isTTY === true);
-  const logger = createLogger(config.logLevel, stdout);
+  const logger = worker
+    ? createLogger(config.logLevel, stdout).child({ worker: worker.id, pid: process.pid })
+    : createLogger(config.logLevel, stdout);
   const audit =
     config.auditLog === null ? stdout : pino.destination({ dest: config.auditLog, sync: true });
-  const metrics = config.metrics || config.metricsPort !== null ? new ServerMetrics() : null;
+  const metrics =
+    config.metrics || config.metricsPort !== null
+      ? new ServerMetrics({ cluster: worker !== null })
+      : null;
   const opened = await openStores(config);
   const counted = <T extends object>(store: T): T =>
     metrics ? countStoreErrors(store, () => metrics.storeError()) : store;
@@ -106,7 +122,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       metricsServer = createHttpServer(metricsOnly(metrics, config.metricsToken));
       await listen(metricsServer, config.metricsPort, config.host);
     }
-    if (config.sweepInterval > 0) {
+    if (config.sweepInterval > 0 && (worker?.sweeps ?? true)) {
       sweeper = startSweeper({ interval: config.sweepInterval, latchkey, stores, logger, metrics });
     }
   } catch (error) {
@@ -138,6 +154,7 @@ export async function startServer(config: Settings): Promise<RunningServer> {
       signup: config.allowSignup,
       metrics: metricsUrl ?? (config.metrics ? `${url}/metrics` : null),
       sweepInterval: config.sweepInterval,
+      ...(worker ? { sweeps: worker.sweeps } : {}),
     },
     `latchkey listening on ${url} (store ${sessionsAt}${config.cache ? ' with cache' : ''}${usersAt === null ? '' : `, users ${usersAt}`}, sign-up ${config.allowSignup ? 'on' : 'off'})`,
   );

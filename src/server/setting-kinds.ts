@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { HostCookie, parseDuration } from '../index.js';
 import { normalizeIp } from './request.js';
 import { isStoreUrl, redact, STORE_URLS } from './stores.js';
@@ -267,6 +268,26 @@ export const bearerToken: Kind<string | null> = {
   },
   show: (value) => value && '***',
 };
+
+/** How many server processes: a positive integer, or `auto` for one per available core. */
+export const workerCount: Kind<number | 'auto' | null> = {
+  arg: 'N',
+  parse(value) {
+    if (value === undefined || value === '') return ok(null);
+    if (typeof value === 'string' && value.trim().toLowerCase() === 'auto') return ok('auto');
+    const string = String(value).trim();
+    if ((typeof value !== 'string' && typeof value !== 'number') || !/^[1-9]\d*$/.test(string)) {
+      return bad(`${shown(value)} is not a positive whole number or auto`);
+    }
+    return ok(Number(string));
+  },
+  show: (value) => (value === 'auto' ? `auto (${availableParallelism()})` : value),
+};
+
+/** The number of processes `workers` stands for: `auto` is `os.availableParallelism()`. */
+export function workersOf(value: number | 'auto'): number {
+  return value === 'auto' ? availableParallelism() : value;
+}
 
 export const logLevel: Kind<LogLevel> = {
   arg: 'LEVEL',

@@ -19,8 +19,10 @@ import {
   secretKeys,
   storeUrl,
   text,
+  workerCount,
+  workersOf,
 } from './setting-kinds.js';
-import { NOT_DURABLE, redact, refusedForUsers, takesCache } from './stores.js';
+import { isMemory, NOT_DURABLE, redact, refusedForUsers, takesCache } from './stores.js';
 
 export type { LogLevel } from './setting-kinds.js';
 
@@ -165,6 +167,12 @@ const SETTINGS = [
     kind: origins,
     help: 'turns passkeys on: comma-separated origins of the login pages (https://example.com); default https://RP-ID',
   },
+  {
+    key: 'workers',
+    kind: workerCount,
+    default: '1',
+    help: 'server processes sharing the port (node:cluster), or auto for one per available core; a crashed one is restarted',
+  },
 ] as const satisfies readonly SettingRow[];
 
 type Setting = (typeof SETTINGS)[number];
@@ -224,6 +232,11 @@ const RULES: readonly { readonly broken: (s: Settings) => boolean; readonly mess
         (o) => !o.startsWith('https://') && new URL(o).hostname !== 'localhost',
       ) ?? false,
     message: '{origin}: browsers allow passkeys over https only (or http://localhost)',
+  },
+  {
+    broken: (s) => workersOf(s.workers) > 1 && (isMemory(s.store) || isMemory(s.users)),
+    message:
+      '{workers}: a memory store lives inside one process, so each worker would keep its own sessions and users; use one worker, or SQLite, PostgreSQL or Redis',
   },
   {
     broken: (s) => !s.cookieName.startsWith(HOST_PREFIX) && !s.insecureCookieName,

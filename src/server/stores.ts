@@ -109,6 +109,11 @@ function schemeOf(url: string): string {
   return /^([a-z]+):\/\//i.exec(url)?.[1]?.toLowerCase() ?? '';
 }
 
+/** Whether `url` is the memory store, which lives inside one process. */
+export function isMemory(url: string | null): boolean {
+  return url !== null && schemeOf(url) === 'memory';
+}
+
 /** Whether `url` is the word `sqlite`: the SQLite `--db` file. */
 function isSqlite(url: string | null): boolean {
   return url === null || schemeOf(url) === 'sqlite';

@@ -119,9 +119,9 @@ export async function serveMetrics(
     return;
   }
   try {
-    const body = await metrics.registry.metrics();
+    const body = await metrics.view.metrics();
     res.writeHead(200, {
-      'content-type': metrics.registry.contentType,
+      'content-type': metrics.view.contentType,
       'cache-control': 'no-store',
       'content-length': Buffer.byteLength(body),
     });
