@@ -1,5 +1,5 @@
 import type { RedisStore } from 'latchkey/stores/redis';
-import { record } from 'latchkey/testing';
+import { factor, record } from 'latchkey/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type RedisFixture, useRedisStore } from '../helpers/redis-server.js';
 
@@ -122,6 +122,22 @@ for (const cache of [false, true]) {
       expect((await store.get(compact.id))?.amr).toEqual([]);
     });
 
+    it('an earlier-layout record keeps the level and methods its JSON holds, across a data update', async () => {
+      const stepped = record({ aal: 2, amr: ['pwd', 'otp', 'mfa'], data: { cart: [1] } });
+      // Even earlier: data inside \`record\`, so updateData rewrites it (SESSION_CONVERT).
+      const { userId, lastSeenAt, idleExpiresAt } = stepped;
+      await write(stepped.id, {
+        record: JSON.stringify(stepped),
+        userId,
+        lastSeenAt: String(lastSeenAt),
+        idleExpiresAt: String(idleExpiresAt),
+      });
+      expect(await store.get(stepped.id)).toEqual(stepped);
+      const change = { set: { seen: true }, remove: [], maxBytes: 4096 };
+      expect(await store.updateData(stepped.id, change)).toBe('updated');
+      expect(await store.get(stepped.id)).toEqual({ ...stepped, data: { cart: [1], seen: true } });
+    });
+
     it('writes a realistic session as a listpack hash, long texts in parts, and reads it back', async () => {
       const realistic = record({
         ip: '203.0.113.7',
@@ -155,6 +171,21 @@ for (const cache of [false, true]) {
         expect(await store.get(id)).toBeNull();
       });
     }
+
+    it('second factors: one hash per user in the users’ slot; a garbled factor is left out', async () => {
+      const kept = factor({ userId: 'user-f', counter: 2 ** 40, lastUsedAt: 5 });
+      const torn = factor({ userId: 'user-f', createdAt: kept.createdAt + 1 });
+      const strange = factor({ userId: 'user-f', createdAt: kept.createdAt + 2 });
+      for (const f of [kept, torn, strange]) await store.createFactor(f);
+      const key = `${prefix}{users}:f:user-f`;
+      expect(await admin.hGet(key, kept.id)).toBe('totp');
+      await admin.hSet(key, { [`${torn.id}:t`]: 'soon', [strange.id]: 'sms' });
+      expect(await store.listFactors('user-f')).toEqual([kept]);
+      // The torn ones are still deleted whole, and counted by kind as stored.
+      expect(await store.deleteFactors('user-f', 'totp')).toBe(2);
+      expect(await store.deleteFactor('user-f', strange.id)).toBe(true);
+      expect(await admin.exists(key)).toBe(0);
+    });
 
     it('a garbled session is left out of its user’s list', async () => {
       const kept = record();
