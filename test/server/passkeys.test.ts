@@ -1,69 +1,34 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, CsrfTokens, Latchkey, MemoryStore } from '../../src/index.js';
-import { createApp } from '../../src/server/app.js';
+import { ConfigError, Latchkey, MemoryStore } from '../../src/index.js';
 import { passkeySettings, resolveSettings } from '../../src/server/settings.js';
+import { type AppServer, Jar, serveApp } from '../helpers/app-server.js';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.js';
 
 const PASSWORD = 'correct horse battery';
 
-/** A browser's cookie jar, kept by hand: fetch keeps none. */
-class Jar {
-  private readonly cookies = new Map<string, string>();
-  take(response: Response): Response {
-    for (const line of response.headers.getSetCookie()) {
-      const [pair = ''] = line.split(';');
-      const at = pair.indexOf('=');
-      const name = pair.slice(0, at);
-      if (/max-age=0/i.test(line)) this.cookies.delete(name);
-      else this.cookies.set(name, pair.slice(at + 1));
-    }
-    return response;
-  }
-  get header(): string {
-    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-  }
-  set(name: string, value: string): void {
-    this.cookies.set(name, value);
-  }
-  has(name: string): boolean {
-    return this.cookies.has(name);
-  }
-}
-
-let server: Server;
+let server: AppServer;
 let base: string;
 let auth: Latchkey;
 
 beforeEach(async () => {
-  let app: Parameters<typeof createServer>[1] | null = null;
-  server = createServer((req, res) => app?.(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://localhost:${(server.address() as AddressInfo).port}`;
   const store = new MemoryStore();
-  auth = new Latchkey({
-    store,
-    users: store,
-    throttle: { store },
-    secondFactor: {
+  server = await serveApp((origin) => {
+    auth = new Latchkey({
       store,
-      secretKey: 'a test key of at least thirty-two characters',
-      passkeys: { rpId: 'localhost', origins: [base] },
-    },
-  });
+      users: store,
+      throttle: { store },
+      secondFactor: {
+        store,
+        secretKey: 'a test key of at least thirty-two characters',
+        passkeys: { rpId: 'localhost', origins: [origin] },
+      },
+    });
+    return { latchkey: auth, store };
+  }, 'localhost');
+  base = server.base;
   await auth.createUser('ada', PASSWORD);
-  app = createApp({
-    latchkey: auth,
-    store,
-    allowSignup: false,
-    trustedProxies: new Set(),
-    csrf: new CsrfTokens('a test secret of at least thirty-two bytes'),
-    https: false,
-    loopbackOnly: true,
-  });
 });
-afterEach(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterEach(() => server.close());
 
 async function api(jar: Jar, path: string, body: unknown = {}): Promise<Response> {
   const response = await fetch(`${base}${path}`, {

@@ -1,9 +1,7 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeHtml } from '../../src/http/shared.js';
-import { CsrfTokens, Latchkey, MemoryStore } from '../../src/index.js';
-import { createApp } from '../../src/server/app.js';
+import { Latchkey, MemoryStore } from '../../src/index.js';
+import { type AppServer, serveApp } from '../helpers/app-server.js';
 import { FakeClock } from '../helpers/clock.js';
 
 const PASSWORD = 'correct horse battery';
@@ -14,7 +12,7 @@ const SAFARI_IPHONE =
 const ODD = 'Mozilla/5.0 "quoted" <b>bold</b>';
 const MINUTE = 60_000;
 
-let server: Server;
+let server: AppServer;
 let base: string;
 let clock: FakeClock;
 let auth: Latchkey;
@@ -45,20 +43,8 @@ beforeAll(async () => {
     touchInterval: '1m',
   });
   const ada = await auth.createUser('ada', PASSWORD);
-  server = createServer(
-    createApp({
-      latchkey: auth,
-      store,
-      allowSignup: false,
-      trustedProxies: new Set(),
-      csrf: new CsrfTokens('a test secret of at least thirty-two bytes'),
-      https: false,
-      loopbackOnly: true,
-      clock: clock.now,
-    }),
-  );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await serveApp(() => ({ latchkey: auth, store, clock: clock.now }));
+  base = server.base;
 
   // 12:00: a password login from Chrome on Linux, over HTTP.
   const login = await fetch(`${base}/api/login`, {
@@ -85,7 +71,7 @@ beforeAll(async () => {
   expect((await get('/dashboard', iphone, SAFARI_IPHONE)).status).toBe(200);
   clock.advance(5 * MINUTE);
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => server.close());
 
 /** The page's table row that names `device`. */
 function rowOf(page: string, device: string): string {

@@ -1,39 +1,13 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Secret, TOTP } from 'otpauth';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CsrfTokens, Latchkey, MemoryStore, type SessionEvent } from '../../src/index.js';
-import { createApp } from '../../src/server/app.js';
+import { Latchkey, MemoryStore, type SessionEvent } from '../../src/index.js';
+import { type AppServer, Jar, serveApp } from '../helpers/app-server.js';
 import { FakeClock } from '../helpers/clock.js';
 
 const PASSWORD = 'correct horse battery';
 const NAVIGATE = { accept: 'text/html', 'sec-fetch-mode': 'navigate' };
 
-/** A browser's cookie jar, kept by hand: fetch keeps none. */
-class Jar {
-  private readonly cookies = new Map<string, string>();
-  take(response: Response): Response {
-    for (const line of response.headers.getSetCookie()) {
-      const [pair = ''] = line.split(';');
-      const at = pair.indexOf('=');
-      const name = pair.slice(0, at);
-      if (/max-age=0/i.test(line)) this.cookies.delete(name);
-      else this.cookies.set(name, pair.slice(at + 1));
-    }
-    return response;
-  }
-  get header(): string {
-    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-  }
-  has(name: string): boolean {
-    return this.cookies.has(name);
-  }
-  drop(name: string): void {
-    this.cookies.delete(name);
-  }
-}
-
-let server: Server;
+let server: AppServer;
 let base: string;
 let clock: FakeClock;
 let auth: Latchkey;
@@ -53,21 +27,10 @@ beforeEach(async () => {
     onEvent: (event) => events.push(event),
   });
   await auth.createUser('ada', PASSWORD);
-  server = createServer(
-    createApp({
-      latchkey: auth,
-      store,
-      allowSignup: false,
-      trustedProxies: new Set(),
-      csrf: new CsrfTokens('a test secret of at least thirty-two bytes'),
-      https: false,
-      loopbackOnly: true,
-    }),
-  );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await serveApp(() => ({ latchkey: auth, store }));
+  base = server.base;
 });
-afterEach(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterEach(() => server.close());
 
 function page(jar: Jar, path: string): Promise<Response> {
   return fetch(`${base}${path}`, {
