@@ -1,21 +1,13 @@
-import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ARTIFACTS, chromiumAvailable, launchChromium } from '../helpers/chromium.js';
 import { type ServeProcess, startServe, tempDir } from '../helpers/cli.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = fileURLToPath(new URL('../../artifacts/', import.meta.url));
 const PASSWORD = 'a long browser passphrase';
 
-const available = existsSync(CHROMIUM);
-if (!available) {
-  const reason = `browser tests need Debian's Chromium at ${CHROMIUM} (apt-get install chromium)`;
-  if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(reason);
-  console.warn(`skipping: ${reason}`);
-}
+const available = chromiumAvailable();
 
 describe.skipIf(!available)('the reference server in Chromium', () => {
   const temp = tempDir();
@@ -25,18 +17,8 @@ describe.skipIf(!available)('the reference server in Chromium', () => {
   const contexts: BrowserContext[] = [];
 
   beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
     server = await startServe(['--allow-signup', '--db', temp.db]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    browser = await launchChromium();
     // Another site (localhost is a different site from 127.0.0.1) that links to the server.
     otherSite = createServer((_req, res) => {
       res.setHeader('content-type', 'text/html; charset=utf-8');

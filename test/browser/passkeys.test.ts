@@ -1,22 +1,14 @@
-import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CsrfTokens, Latchkey, MemoryStore, type SessionEvent } from '../../src/index.js';
 import { createApp } from '../../src/server/app.js';
+import { ARTIFACTS, chromiumAvailable, launchChromium } from '../helpers/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = fileURLToPath(new URL('../../artifacts/', import.meta.url));
 const PASSWORD = 'a long browser passphrase';
 
-const available = existsSync(CHROMIUM);
-if (!available) {
-  const reason = `browser tests need Debian's Chromium at ${CHROMIUM} (apt-get install chromium)`;
-  if (process.env.LATCHKEY_REQUIRE_SERVICES === '1') throw new Error(reason);
-  console.warn(`skipping: ${reason}`);
-}
+const available = chromiumAvailable();
 
 describe.skipIf(!available)('passkeys in Chromium with a virtual authenticator', () => {
   let server: Server;
@@ -27,7 +19,6 @@ describe.skipIf(!available)('passkeys in Chromium with a virtual authenticator',
   const complaints: string[] = [];
 
   beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
     // The origin names the port, so the app is built once the server listens.
     let app: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | null = null;
     server = createServer((req, res) => void app?.(req, res));
@@ -55,16 +46,7 @@ describe.skipIf(!available)('passkeys in Chromium with a virtual authenticator',
       https: false,
       loopbackOnly: true,
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
