@@ -4,10 +4,11 @@ import { escapeForTerminal } from './terminal.js';
 
 /**
  * Standard output for the server log: JSON lines (pino) when it is a pipe or file, short human
- * lines when it is a terminal.
+ * lines when it is a terminal. Asynchronous, so a request never waits on a slow pipe; the server
+ * flushes it when it stops.
  */
 export function stdoutDestination(pretty: boolean): pino.DestinationStream & { flushSync(): void } {
-  const json = pino.destination({ dest: 1, sync: true });
+  const json = pino.destination({ dest: 1, sync: false });
   if (!pretty) return json;
   return {
     write(line: string) {

@@ -45,7 +45,8 @@ export async function startServer(
   const secret = loadSecret(config.secretFile);
   const csrf = new CsrfTokens(secret);
   const tls = config.tlsCert && config.tlsKey ? readTls(config.tlsCert, config.tlsKey) : null;
-  // One stream for standard output: the server log, and the audit log unless it has a file.
+  // One stream for standard output: the server log, and the audit log unless it has a file
+  // (written synchronously, so a crash never loses an audit line).
   const stdout = stdoutDestination(process.stdout.isTTY === true);
   const logger = worker
     ? createLogger(config.logLevel, stdout).child({ worker: worker.id, pid: process.pid })
