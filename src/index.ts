@@ -46,13 +46,11 @@ export {
 export {
   type Authentication,
   type Credentials,
-  type IsActive,
   Latchkey,
   type LatchkeyOptions,
   type LoginContext,
   type LoginResult,
   type Reauthentication,
-  type RememberOptions,
   type SecondFactorMethod,
   type SecondFactorOptions,
   type SecondFactorRequired,
@@ -60,15 +58,16 @@ export {
   type StartedSession,
   type Throttled,
   type UserInfo,
-  type VerifyCredentials,
 } from './core/latchkey.js';
+export type { PasskeyOptions } from './core/passkey-options.js';
 export {
   type Ceremony,
   CHALLENGE_MS,
-  type PasskeyOptions,
   type PasskeyRegistration,
   Passkeys,
 } from './core/passkeys.js';
+export type { IsActive, VerifyCredentials } from './core/password-check.js';
+export type { RememberOptions } from './core/remember.js';
 export {
   type CodeCheck,
   type CodeProof,

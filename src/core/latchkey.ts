@@ -48,7 +48,6 @@ import { SignOut } from './sign-out.js';
 import type { AssuranceLevel, JsonObject, SessionRecord } from './store.js';
 import { LoginThrottle } from './throttle.js';
 
-export type { Denial, RequestInfo } from '../http/shared.js';
 export type { UserInfo } from './accounts.js';
 export type {
   Credentials,
@@ -62,9 +61,6 @@ export type {
   Throttled,
 } from './login-types.js';
 export type { Authentication, LatchkeyOptions, SecondFactorOptions } from './options.js';
-export type { Ceremony, PasskeyOptions, PasskeyRegistration } from './passkeys.js';
-export type { IsActive, VerifyCredentials } from './password-check.js';
-export type { RememberOptions } from './remember.js';
 
 /** No cookie to set: shared, so a validated request allocates no array for it. */
 const NO_COOKIES: readonly string[] = Object.freeze([]);

@@ -1,7 +1,7 @@
 import type { Denial, DenialReason } from '../http/shared.js';
 import type { SecondFactorStore, ThrottleStore, UserStore } from './capabilities.js';
 import type { Duration } from './duration.js';
-import type { PasskeyOptions } from './passkeys.js';
+import type { PasskeyOptions } from './passkey-options.js';
 import type { IsActive, VerifyCredentials } from './password-check.js';
 import type { RememberOptions } from './remember.js';
 import type { SessionOptions } from './sessions.js';

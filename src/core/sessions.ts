@@ -21,14 +21,21 @@ import {
   type SessionLimitPolicy,
   sessionCapOf,
 } from './session-cap.js';
-import { checkPatch, checkSnapshot, MAX_SNAPSHOT_BYTES } from './snapshots.js';
 import {
-  type AssuranceLevel,
-  AUTH_METHODS,
-  type AuthMethod,
-  type JsonObject,
-  type SessionRecord,
-  type SessionStore,
+  checkAal,
+  checkAmr,
+  checkUserId,
+  clipIp,
+  clipUserAgent,
+  NO_METHODS,
+} from './session-input.js';
+import { checkPatch, checkSnapshot, MAX_SNAPSHOT_BYTES } from './snapshots.js';
+import type {
+  AssuranceLevel,
+  AuthMethod,
+  JsonObject,
+  SessionRecord,
+  SessionStore,
 } from './store.js';
 import { generateToken, isWellFormedToken, sessionIdOf } from './token.js';
 
@@ -92,9 +99,6 @@ export type Validation =
   | { readonly session: SessionRecord; readonly reason: null }
   | { readonly session: null; readonly reason: 'malformed' | 'not_found' | 'expired' };
 
-const MAX_USER_ID = 1024;
-const MAX_USER_AGENT = 512;
-const MAX_IP = 64;
 /** Refreshes remembered for de-duplication; past this the stale ones are dropped (or all). */
 const MAX_REMEMBERED_REFRESHES = 10_000;
 /**
@@ -162,11 +166,7 @@ export class Sessions {
    * an empty or oversize `userId` or a snapshot that is not a plain JSON object of at most 8 KiB.
    */
   async create(userId: string, input: NewSession = {}): Promise<IssuedSession> {
-    if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID) {
-      throw new InvalidInputError(
-        `userId: must be a non-empty string of at most ${MAX_USER_ID} characters`,
-      );
-    }
+    checkUserId(userId);
     const now = this.now();
     const { token, id } = this.newToken();
     const absoluteExpiresAt = now + this.absoluteTimeout;
@@ -180,8 +180,8 @@ export class Sessions {
       authenticatedAt: input.authenticatedAt ?? now,
       aal: checkAal(input.aal ?? 1),
       amr: checkAmr(input.amr ?? NO_METHODS),
-      ip: clip(input.ip, MAX_IP),
-      userAgent: clip(input.userAgent, MAX_USER_AGENT),
+      ip: clipIp(input.ip),
+      userAgent: clipUserAgent(input.userAgent),
       user: checkSnapshot(input.user, 'user'),
       data: checkSnapshot(input.data, 'data'),
     };
@@ -398,22 +398,3 @@ function refreshedAt(record: SessionRecord, now: number, idleTimeout: number): S
 const MALFORMED: Validation = Object.freeze({ session: null, reason: 'malformed' } as const);
 const NOT_FOUND: Validation = Object.freeze({ session: null, reason: 'not_found' } as const);
 const EXPIRED: Validation = Object.freeze({ session: null, reason: 'expired' } as const);
-
-const NO_METHODS: readonly AuthMethod[] = Object.freeze([]);
-
-function checkAal(aal: AssuranceLevel): AssuranceLevel {
-  if (aal !== 1 && aal !== 2) throw new InvalidInputError('aal: must be 1 or 2');
-  return aal;
-}
-
-function checkAmr(amr: readonly AuthMethod[]): readonly AuthMethod[] {
-  if (!Array.isArray(amr) || !amr.every((method) => AUTH_METHODS.includes(method))) {
-    throw new InvalidInputError(`amr: must be a list of ${AUTH_METHODS.join(', ')}`);
-  }
-  return Object.freeze([...new Set(amr)]);
-}
-
-function clip(value: string | null | undefined, max: number): string | null {
-  if (typeof value !== 'string' || value.length === 0) return null;
-  return value.length > max ? value.slice(0, max) : value;
-}

@@ -11,7 +11,8 @@ import { countStoreErrors, ServerMetrics } from './metrics.js';
 import { observeAuth, observeEvents, observeRequests } from './observe.js';
 import { evictionsOf, metricsOnly } from './routes/ops.js';
 import { loadSecret } from './secret.js';
-import { passkeySettings, type Settings } from './settings.js';
+import { passkeySettings } from './setting-rules.js';
+import type { Settings } from './settings.js';
 import { describeTarget, openStores, type SessionsStore, type UsersStore } from './stores.js';
 import { startSweeper } from './sweep.js';
 

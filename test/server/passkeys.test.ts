@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, Latchkey, MemoryStore } from '../../src/index.js';
-import { passkeySettings, resolveSettings } from '../../src/server/settings.js';
+import { passkeySettings } from '../../src/server/setting-rules.js';
+import { resolveSettings } from '../../src/server/settings.js';
 import { type AppServer, Jar, serveApp } from '../helpers/app-server.js';
 import { SoftAuthenticator } from '../helpers/soft-authenticator.js';
 
