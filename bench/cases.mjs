@@ -5,13 +5,15 @@
  * servers/floor.mjs): the table prints each row's ratio to it, measured in the same round.
  *
  * A new row is one entry here (and, for a new kind of server, one module in servers/ exporting
- * `start(options)`; a new latchkey store, one `case` in stores.mjs `createStore`).
- * @typedef {{ name: string, module: string, options?: object, needs?: ('redis' | 'postgres' | 'memcached')[], floor?: string }} BenchCase
+ * `start(options)`; a new latchkey store, one `case` in stores.mjs `createStore`). A `serve` case
+ * is the real `latchkey serve` with those arguments, loaded on `GET /api/me` (cli-server.mjs).
+ * @typedef {{ name: string, module?: string, serve?: string[], options?: object, needs?: ('redis' | 'postgres' | 'memcached')[], floor?: string }} BenchCase
  */
 
 export const MAP_FLOOR = 'floor: Map lookup';
 export const REDIS_FLOOR = 'floor: node-redis HGETALL';
 export const POSTGRES_FLOOR = 'floor: pg prepared SELECT';
+export const SERVE = 'latchkey serve: GET /api/me, SQLite, access log on';
 const EXPRESS_ALONE = 'express 5 alone (no session)';
 const FASTIFY_ALONE = 'fastify 5 alone (no session)';
 
@@ -79,4 +81,9 @@ export const CASES = [
     floor: FASTIFY_ALONE,
   },
   { name: 'fastify 5 + @fastify/session', module: 'fastify' },
+  // The server itself, on its default SQLite file: as shipped (access line per request), with the
+  // access log off, and on both cores (the load generator shares them).
+  { name: SERVE, serve: [] },
+  { name: 'latchkey serve, access log off (--log-level warn)', serve: ['--log-level', 'warn'] },
+  { name: 'latchkey serve --workers 2', serve: ['--workers', '2'] },
 ];

@@ -4,7 +4,7 @@ import { fork } from 'node:child_process';
 const SERVER = new URL('./server.mjs', import.meta.url);
 
 /**
- * @typedef {{ port: number, cookie: string, ask(type: string): Promise<any>, stop(): Promise<void> }} ServerChild
+ * @typedef {{ port: number, cookie: string, path?: string, ask(type: string): Promise<any>, stop(): Promise<void> }} ServerChild
  */
 
 /**

@@ -2,12 +2,13 @@
 import autocannon from 'autocannon';
 
 /**
- * @param {{ port: number, cookie: string }} target
+ * @param {{ port: number, cookie: string, path?: string }} target the server, its cookie, and the
+ *   path to load (default `/me`)
  * @param {{ connections: number, seconds: number }} settings
  */
 export async function load(target, settings) {
   const result = await autocannon({
-    url: `http://127.0.0.1:${target.port}/me`,
+    url: `http://127.0.0.1:${target.port}${target.path ?? '/me'}`,
     connections: settings.connections,
     duration: settings.seconds,
     headers: { cookie: target.cookie, accept: 'application/json' },

@@ -2,25 +2,30 @@
  * `node bench/profile.mjs <case name part> [seconds]`: loads one case's server under
  * `--cpu-prof` and prints where its time goes (self time by function, then by file).
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CASES } from './cases.mjs';
 import { startServer } from './child.mjs';
+import { startCli } from './cli-server.mjs';
 import { load } from './load.mjs';
 
 const [part = 'latchkey SQLite', seconds = '8'] = process.argv.slice(2);
 const benchCase = CASES.find((c) => c.name.includes(part));
 if (!benchCase) throw new Error(`no case named like ${part}`);
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-prof-'));
-const child = await startServer(benchCase.module, benchCase.options ?? {}, {
-  execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
-});
+const execArgv = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+const child = benchCase.serve
+  ? await startCli(benchCase.serve, { execArgv })
+  : await startServer(benchCase.module ?? '', benchCase.options ?? {}, { execArgv });
 const result = await load(child, { connections: 50, seconds: Number(seconds) });
 await child.stop();
 console.log(`${benchCase.name}: ${Math.round(result.rps)} req/s under the profiler`);
 
-const file = join(dir, readdirSync(dir)[0]);
+// The largest profile: a `--workers` primary writes a small one of its own.
+const file = readdirSync(dir)
+  .map((name) => join(dir, name))
+  .sort((a, b) => statSync(b).size - statSync(a).size)[0];
 /** @type {{ nodes: { id: number, callFrame: { functionName: string, url: string, lineNumber: number } }[], samples: number[] }} */
 const profile = JSON.parse(readFileSync(file, 'utf8'));
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));

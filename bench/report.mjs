@@ -11,7 +11,7 @@ export function median(values) {
 
 /**
  * @typedef {{ rps: number, ratio: number, p50: number, p99: number, requests: number,
- *   failures: number, handled: number, cpuMicros: number, storeCalls: number, storeWrites: number, byMethod: Record<string, number>,
+ *   failures: number, handled: number, cpuMicros: number, storeCalls: number | null, storeWrites: number | null, byMethod: Record<string, number> | null,
  *   redis: { total: number, byCommand: Record<string, number> } | null,
  *   memcached?: { total: number, byCommand: Record<string, number> } | null,
  *   floor?: { name: string, ratio: number } | null }} Round
@@ -26,6 +26,7 @@ export function rowOf(name, rounds) {
   const requests = rounds.reduce((sum, r) => sum + r.handled, 0);
   const per = (/** @type {number} */ n) => (requests ? n / requests : 0);
   const sum = (/** @type {(r: Round) => number} */ pick) => rounds.reduce((s, r) => s + pick(r), 0);
+  const counted = rounds.every((r) => r.storeCalls !== null);
   const redisRounds = rounds.filter((r) => r.redis);
   const memcachedRounds = rounds.filter((r) => r.memcached);
   /** @type {Record<string, number>} */
@@ -46,8 +47,9 @@ export function rowOf(name, rounds) {
     p50: median(rounds.map((r) => r.p50)),
     p99: median(rounds.map((r) => r.p99)),
     serverCpuMicrosPerRequest: round(per(sum((r) => r.cpuMicros)), 1),
-    storeCallsPerRequest: round(per(sum((r) => r.storeCalls)), 3),
-    storeWritesPerRequest: round(per(sum((r) => r.storeWrites)), 3),
+    // Null for a server whose store is not counted (latchkey serve, a process of its own).
+    storeCallsPerRequest: counted ? round(per(sum((r) => r.storeCalls ?? 0)), 3) : null,
+    storeWritesPerRequest: counted ? round(per(sum((r) => r.storeWrites ?? 0)), 3) : null,
     redisCommandsPerRequest: redisRounds.length
       ? round(per(sum((r) => r.redis?.total ?? 0)), 3)
       : null,
@@ -87,7 +89,7 @@ export function markdownTable(rows, skipped) {
         : '-');
     const failed = row.failures ? ` (${row.failures} failed requests)` : '';
     lines.push(
-      `| ${row.name}${failed} | ${row.rps} | ${row.ratio.toFixed(2)} | ${floorCell(row)} | ${row.p50} | ${row.p99} | ${row.serverCpuMicrosPerRequest} | ${row.storeCallsPerRequest} | ${row.storeWritesPerRequest} | ${redis} |`,
+      `| ${row.name}${failed} | ${row.rps} | ${row.ratio.toFixed(2)} | ${floorCell(row)} | ${row.p50} | ${row.p99} | ${row.serverCpuMicrosPerRequest} | ${row.storeCallsPerRequest ?? '-'} | ${row.storeWritesPerRequest ?? '-'} | ${redis} |`,
     );
   }
   for (const skip of skipped)

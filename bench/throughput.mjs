@@ -4,6 +4,7 @@
  */
 import { CASES } from './cases.mjs';
 import { startServer } from './child.mjs';
+import { startCli } from './cli-server.mjs';
 import { load } from './load.mjs';
 import { memcachedCommandCounts } from './memcached.mjs';
 import { rowOf } from './report.mjs';
@@ -42,7 +43,9 @@ export async function measureThroughput(settings, services) {
           ? { LATCHKEY_BENCH_MEMCACHED: services.memcached.address }
           : {}),
       };
-      const child = await startServer(benchCase.module, benchCase.options ?? {}, { env });
+      const child = benchCase.serve
+        ? await startCli(benchCase.serve)
+        : await startServer(benchCase.module ?? '', benchCase.options ?? {}, { env });
       running.push({
         name: benchCase.name,
         child,
@@ -73,16 +76,18 @@ export async function measureThroughput(settings, services) {
         const mcAfter = usesMemcached
           ? await memcachedCommandCounts(services.memcached.address)
           : null;
-        const { store, handled, cpuMicros } = await child.ask('stats');
+        const stats = await child.ask('stats');
+        const { store, cpuMicros } = stats;
+        const handled = stats.handled ?? result.requests;
         if (Number.isNaN(bareRps)) bareRps = result.rps; // bare is always the first case
         rounds.get(name)?.push({
           ...result,
           ratio: result.rps / bareRps,
           handled,
           cpuMicros,
-          storeCalls: store.calls,
-          storeWrites: store.writes,
-          byMethod: store.byMethod,
+          storeCalls: store?.calls ?? null,
+          storeWrites: store?.writes ?? null,
+          byMethod: store?.byMethod ?? null,
           redis: before && after ? commandDelta(before, after) : null,
           memcached: mcBefore && mcAfter ? commandDelta(mcBefore, mcAfter) : null,
         });

@@ -53,20 +53,23 @@ export class Actions {
     try {
       result = await this.site.latchkey.login(credentials, loginContext(ctx));
     } catch (error) {
-      observer?.loginEnded('error');
+      observer?.loginEnded(ctx.req, 'error');
       throw error;
     }
-    observer?.loginEnded(result);
+    observer?.loginEnded(ctx.req, result);
     return result;
   }
 
-  signup(ctx: Context, credentials: Credentials): Promise<SignupResult> {
-    return this.site.latchkey.signup(credentials, loginContext(ctx));
+  async signup(ctx: Context, credentials: Credentials): Promise<SignupResult> {
+    const result = await this.site.latchkey.signup(credentials, loginContext(ctx));
+    if (result.ok) this.site.observer?.actingAs(ctx.req, result.session.userId);
+    return result;
   }
 
   /** Ends the session (and remember-me token) the request carries, if any. */
   async logout(ctx: Context): Promise<SignOut> {
-    const { setCookie } = await this.site.latchkey.endSession(ctx.cookie);
+    const { session, setCookie } = await this.site.latchkey.endSession(ctx.cookie);
+    if (session) this.site.observer?.actingAs(ctx.req, session.userId);
     return { setCookie, headers: CLEAR_SITE_DATA };
   }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import {
   type Authentication,
@@ -26,11 +27,16 @@ import {
 } from './request.js';
 import { type PageUser, renavigatePage, userOf, type Viewer } from './views.js';
 
-/** Told how each request authentication and each password login ended (metrics, access log). */
+/**
+ * Told how each request's authentication and each login ended, and whom a request acts as
+ * (metrics, the access line's user).
+ */
 export interface AuthObserver {
-  authenticated(auth: Authentication, seconds: number): void;
-  /** A password login gave `result`, or threw (`error`: the store was down). */
-  loginEnded(result: LoginResult | 'error'): void;
+  authenticated(req: IncomingMessage, auth: Authentication, seconds: number): void;
+  /** A password or passkey login gave `result`, or threw (`error`: the store was down). */
+  loginEnded(req: IncomingMessage, result: LoginResult | 'error'): void;
+  /** The request signed `userId` up, completed their login's second step, or logged them out. */
+  actingAs(req: IncomingMessage, userId: string): void;
 }
 
 export type Route = (ctx: Context) => Promise<Reply>;
@@ -115,7 +121,7 @@ export class Site {
   async authenticate(ctx: Context, api: boolean, cookie = ctx.cookie): Promise<Authentication> {
     const started = performance.now();
     const auth = await this.latchkey.authenticate({ ...requestInfo(ctx, api), cookie });
-    this.observer?.authenticated(auth, (performance.now() - started) / 1000);
+    this.observer?.authenticated(ctx.req, auth, (performance.now() - started) / 1000);
     return auth;
   }
 

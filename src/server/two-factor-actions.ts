@@ -11,7 +11,7 @@ import {
 } from '../index.js';
 import type { Confirmed, Unconfirmed } from './actions.js';
 import { type Context, loginContext } from './request.js';
-import type { Signedin, Site } from './site.js';
+import type { AuthObserver, Signedin, Site } from './site.js';
 
 /** A change to the account's second factors may not go ahead yet. */
 export type Unsecured =
@@ -34,9 +34,11 @@ export type SecondStepOutcome =
 export class TwoFactorActions {
   readonly factors: SecondFactors;
   private readonly latchkey: Latchkey;
+  private readonly observer: AuthObserver | undefined;
 
   constructor(site: Site) {
     this.latchkey = site.latchkey;
+    this.observer = site.observer;
     if (!this.latchkey.secondFactors) throw new ConfigError('the server needs second factors');
     this.factors = this.latchkey.secondFactors;
   }
@@ -52,7 +54,9 @@ export class TwoFactorActions {
   ): Promise<SecondStepOutcome> {
     const context = loginContext(ctx);
     if ((await this.latchkey.pendingSecondFactor(ctx.cookie)) !== null) {
-      return this.latchkey.completeLogin(proof, context);
+      const outcome = await this.latchkey.completeLogin(proof, context);
+      if (outcome.ok) this.observer?.actingAs(ctx.req, outcome.session.userId);
+      return outcome;
     }
     if (!session) return { ok: false, error: 'no_pending_login', setCookie: [] };
     return this.latchkey.stepUp(session, proof, context);

@@ -120,6 +120,17 @@ describe('the server log', () => {
       status: 200,
       userId: loginLine?.userId,
     });
+    // The user a request acts as, whichever way it learnt it: a JSON login, a logout.
+    expect(byId.get(api.headers.get('x-request-id'))).toMatchObject({
+      route: '/api/login',
+      status: 200,
+      userId: loginLine?.userId,
+    });
+    expect(byId.get(logout.response.headers.get('x-request-id'))).toMatchObject({
+      route: '/logout',
+      status: 303,
+      userId: loginLine?.userId,
+    });
     expect(byId.get(wrong.response.headers.get('x-request-id'))).toMatchObject({
       status: 401,
       userId: null,

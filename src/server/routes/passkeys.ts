@@ -78,7 +78,7 @@ export function passkeyRoutes(site: Site, actions: TwoFactorActions, passkeys: P
         const body = await readJsonObject(ctx.req);
         if (!body.ok) return body.reply;
         const result = await latchkey.loginWithPasskey(body.value.response, loginContext(ctx));
-        site.observer?.loginEnded(result);
+        site.observer?.loginEnded(ctx.req, result);
         if (!result.ok) {
           if (result.error === 'second_factor_required') return invalid(ended);
           const { status } = loginFailure(result);
