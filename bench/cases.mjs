@@ -14,6 +14,8 @@ export const MAP_FLOOR = 'floor: Map lookup';
 export const REDIS_FLOOR = 'floor: node-redis HGETALL';
 export const POSTGRES_FLOOR = 'floor: pg prepared SELECT';
 export const SERVE = 'latchkey serve: GET /api/me, SQLite, access log on';
+export const SERVE_LOG_OFF = 'latchkey serve, access log off (--log-level warn)';
+export const SERVE_WORKERS = 'latchkey serve --workers 2';
 const EXPRESS_ALONE = 'express 5 alone (no session)';
 const FASTIFY_ALONE = 'fastify 5 alone (no session)';
 
@@ -84,6 +86,6 @@ export const CASES = [
   // The server itself, on its default SQLite file: as shipped (access line per request), with the
   // access log off, and on both cores (the load generator shares them).
   { name: SERVE, serve: [] },
-  { name: 'latchkey serve, access log off (--log-level warn)', serve: ['--log-level', 'warn'] },
-  { name: 'latchkey serve --workers 2', serve: ['--workers', '2'] },
+  { name: SERVE_LOG_OFF, serve: ['--log-level', 'warn'] },
+  { name: SERVE_WORKERS, serve: ['--workers', '2'] },
 ];

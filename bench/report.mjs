@@ -1,6 +1,7 @@
 /** Turns per-round measurements into rows, and rows into a markdown table and a JSON file. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
+import { SERVE, SERVE_LOG_OFF, SERVE_WORKERS } from './cases.mjs';
 
 /** @param {number[]} values */
 export function median(values) {
@@ -159,6 +160,7 @@ export function checkTargets(rows, scale, storm) {
   toFloor('latchkey Redis + cache', 0.85);
   toFloor('latchkey PostgreSQL', 0.9);
   toFloor('latchkey PostgreSQL + cache', 0.85);
+  ratio(SERVE, 0.45, ' (default access log)');
   ratio('latchkey memory', 0.8);
   ratio('latchkey SQLite', 0.8);
   const redis = ratio('latchkey Redis', 0.6);
@@ -259,4 +261,32 @@ export function checkTargets(rows, scale, storm) {
       ),
     ].join('\n'),
   };
+}
+
+/**
+ * What the server rows say beside their targets: the access log's cost (the same server with
+ * it on and off, in the same rounds) and what a second worker gives when the load generator
+ * shares the cores.
+ * @param {ReturnType<typeof rowOf>[]} rows
+ */
+export function serverText(rows) {
+  const row = (/** @type {string} */ name) => rows.find((r) => r.name === name);
+  const on = row(SERVE);
+  const off = row(SERVE_LOG_OFF);
+  const two = row(SERVE_WORKERS);
+  const lines = [];
+  if (on && off) {
+    lines.push(
+      `- access log: on ${on.ratio.toFixed(2)} of bare, off ${off.ratio.toFixed(2)}; ` +
+        `${round(on.serverCpuMicrosPerRequest - off.serverCpuMicrosPerRequest, 1)} µs of server CPU per request ` +
+        `(${on.serverCpuMicrosPerRequest} against ${off.serverCpuMicrosPerRequest})`,
+    );
+  }
+  if (on && two) {
+    lines.push(
+      `- --workers 2: ${round(two.rps / on.rps, 2)}x the requests of one process ` +
+        `(${two.rps} against ${on.rps} req/s; the load generator runs on the same 2 cores)`,
+    );
+  }
+  return lines.length > 0 ? ['Server:', ...lines].join('\n') : '';
 }

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { openMemcached } from './memcached.mjs';
-import { checkTargets, machine, markdownTable, writeResults } from './report.mjs';
+import { checkTargets, machine, markdownTable, serverText, writeResults } from './report.mjs';
 import { checkPostgres, openRedis } from './services.mjs';
 import { measureThroughput } from './throughput.mjs';
 
@@ -84,6 +84,8 @@ try {
     storm = await timed('storm', () => measureStorm(settings));
   }
   console.log(`\n${table}\n`);
+  const server = serverText(throughput.rows);
+  if (server) console.log(`${server}\n`);
   if (scale) console.log(scale.text);
   if (storm) console.log(storm.text);
   const targets = checkTargets(throughput.rows, scale?.results ?? null, storm?.results ?? null);
@@ -101,6 +103,7 @@ try {
       phaseSeconds,
       targets: targets.checks,
       table,
+      server,
     },
     args.only || args['no-scale'] || args['no-storm'] ? '-partial' : args.quick ? '-quick' : '',
   );
