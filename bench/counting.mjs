@@ -54,3 +54,30 @@ export function countingProxy(store, methods, writeMethods) {
 
 /** A counter for cases without a store (bare node:http). */
 export const noCounter = countingProxy({}, [], []).counter;
+
+/**
+ * Counts the statements a `pg.Pool` runs for the store: `pool.query` calls and checkouts
+ * (`pool.connect`, one per transaction). The validation cache's LISTEN connection and its
+ * heartbeat are a client of their own, not counted: they are not work per request.
+ * @param {{ query: Function, connect: Function }} pool
+ */
+export function countQueries(pool) {
+  let queries = 0;
+  const query = pool.query.bind(pool);
+  const connect = pool.connect.bind(pool);
+  pool.query = (/** @type {unknown[]} */ ...args) => {
+    queries++;
+    return query(...args);
+  };
+  pool.connect = (/** @type {unknown[]} */ ...args) => {
+    // pg-pool's own `query` checks out with a callback: that statement is counted already.
+    if (typeof args[0] !== 'function') queries++;
+    return connect(...args);
+  };
+  return {
+    reset() {
+      queries = 0;
+    },
+    total: () => queries,
+  };
+}

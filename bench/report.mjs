@@ -14,7 +14,7 @@ export function median(values) {
  * @typedef {{ rps: number, ratio: number, p50: number, p99: number, requests: number,
  *   failures: number, handled: number, cpuMicros: number, storeCalls: number | null, storeWrites: number | null, byMethod: Record<string, number> | null,
  *   redis: { total: number, byCommand: Record<string, number> } | null,
- *   memcached?: { total: number, byCommand: Record<string, number> } | null,
+ *   memcached?: { total: number, byCommand: Record<string, number> } | null, queries?: number | null,
  *   floor?: { name: string, ratio: number } | null }} Round
  */
 
@@ -54,6 +54,9 @@ export function rowOf(name, rounds) {
     redisCommandsPerRequest: redisRounds.length
       ? round(per(sum((r) => r.redis?.total ?? 0)), 3)
       : null,
+    postgresQueriesPerRequest: rounds.some((r) => typeof r.queries === 'number')
+      ? round(per(sum((r) => r.queries ?? 0)), 3)
+      : null,
     memcachedCommandsPerRequest: memcachedRounds.length
       ? Object.fromEntries(
           Object.entries(memcachedByCommand).map(([name, n]) => [name, round(per(n), 3)]),
@@ -76,13 +79,14 @@ export function round(value, digits) {
  */
 export function markdownTable(rows, skipped) {
   const lines = [
-    '| case | req/s | ratio to bare | ratio to its floor | p50 ms | p99 ms | server CPU µs / req | store calls / req | store writes / req | Redis or memcached commands / req |',
+    '| case | req/s | ratio to bare | ratio to its floor | p50 ms | p99 ms | server CPU µs / req | store calls / req | store writes / req | Redis commands, memcached commands or PostgreSQL statements / req |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of rows) {
     const memcached = row.memcachedCommandsPerRequest;
     const redis =
       row.redisCommandsPerRequest ??
+      row.postgresQueriesPerRequest ??
       (memcached
         ? Object.entries(memcached)
             .map(([name, n]) => `${n} ${name}`)
@@ -179,6 +183,21 @@ export function checkTargets(rows, scale, storm) {
       met: cached.redisCommandsPerRequest !== null && cached.redisCommandsPerRequest < 0.001,
     });
   }
+  const statements = (
+    /** @type {string} */ name,
+    /** @type {number} */ max,
+    /** @type {string} */ what,
+  ) => {
+    const r = row(name);
+    if (r?.postgresQueriesPerRequest == null) return;
+    checks.push({
+      target: `${name}: ${what}`,
+      measured: String(r.postgresQueriesPerRequest),
+      met: r.postgresQueriesPerRequest <= max,
+    });
+  };
+  statements('latchkey PostgreSQL', 1, '<= 1 statement per validated request');
+  statements('latchkey PostgreSQL + cache', 0.001, '0 statements on a hit');
   const memcached = row('latchkey Memcached');
   if (memcached?.memcachedCommandsPerRequest) {
     const { get = 0, ...writes } = memcached.memcachedCommandsPerRequest;

@@ -88,6 +88,7 @@ export async function measureThroughput(settings, services) {
           storeCalls: store?.calls ?? null,
           storeWrites: store?.writes ?? null,
           byMethod: store?.byMethod ?? null,
+          queries: store?.queries ?? null,
           redis: before && after ? commandDelta(before, after) : null,
           memcached: mcBefore && mcAfter ? commandDelta(mcBefore, mcAfter) : null,
         });

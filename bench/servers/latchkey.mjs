@@ -1,6 +1,6 @@
 /** latchkey on node:http: `authenticate` then the session's user id, with a counted store. */
 import { createServer } from 'node:http';
-import { countingProxy } from '../counting.mjs';
+import { countingProxy, countQueries } from '../counting.mjs';
 import { createStore } from '../stores.mjs';
 
 const { Latchkey } = await import('../../dist/index.js');
@@ -28,7 +28,17 @@ export const WRITE_METHODS = [
 /** @param {{ store: Parameters<typeof createStore>[0] }} options */
 export async function start(options) {
   const real = await createStore(options.store);
-  const { store, counter } = countingProxy(real, SESSION_METHODS, WRITE_METHODS);
+  const { store, counter: calls } = countingProxy(real, SESSION_METHODS, WRITE_METHODS);
+  // PostgreSQL stores: the statements behind those calls too (0 on a cache hit).
+  const queries = 'pool' in real ? countQueries(/** @type {any} */ (real).pool) : null;
+  const counter = {
+    ...calls,
+    reset() {
+      calls.reset();
+      queries?.reset();
+    },
+    totals: () => ({ ...calls.totals(), queries: queries?.total() ?? null }),
+  };
   const latchkey = new Latchkey({ store });
   const server = createServer(async (req, res) => {
     if (req.method === 'POST' && req.url === '/login') {
