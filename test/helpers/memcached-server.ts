@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { promisify } from 'node:util';
 import { freePort } from './redis-server.js';
@@ -87,8 +88,15 @@ export class PrivateMemcached {
    * Freezes the server (SIGSTOP): it keeps its items and the kernel still accepts connections,
    * but nothing answers, as across a network partition. {@link thaw} lets it run on.
    */
-  freeze(): void {
+  async freeze(): Promise<void> {
+    const pid = this.process?.pid;
+    if (pid === undefined) return;
     this.process?.kill('SIGSTOP');
+    // The signal lands when the kernel next runs each thread: until then a thread already running
+    // (a loaded machine) may still answer a request sent right after kill() returned.
+    for (let i = 0; i < 200 && !allThreadsStopped(pid); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   }
 
   thaw(): void {
@@ -133,4 +141,12 @@ export async function rawSet(port: number, key: string, value: Buffer, flags = 0
   const head = Buffer.from(`set ${key} ${flags} 60 ${value.length}\r\n`);
   const reply = await rawRequest(port, Buffer.concat([head, value, Buffer.from('\r\n')]));
   if (reply !== 'STORED') throw new Error(`raw set of ${key}: ${reply}`);
+}
+
+/** Whether every thread of `pid` is stopped (state `T` in /proc/<pid>/task/<tid>/stat). */
+function allThreadsStopped(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).every((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+  });
 }

@@ -340,7 +340,7 @@ describe.skipIf(reason !== null)('MemcachedStore on two servers', () => {
     expect(onB.length).toBeGreaterThan(0);
 
     // B keeps its items but stops answering, as across a partition.
-    b.freeze();
+    await b.freeze();
     for (const { token } of onB) expect((await engine.validate(token)).reason).toBe('not_found');
     // "Log out everywhere" deletes what it reaches, and fails (503) rather than report success.
     await expect(engine.revokeAllForUser(user)).rejects.toBeInstanceOf(StoreUnavailableError);
