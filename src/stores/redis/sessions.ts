@@ -310,9 +310,12 @@ export class RedisSessions
             string[],
           ])
         : [0, []];
-      reply = await this.redis.run(INDEX_ADD, index.keys, [...indexArgs, String(earlier)]);
-      (reply as [number, string[]])[1].push(...unfinished);
-      if ((reply as [number])[0] === 1) {
+      const [added, evicting] = (await this.redis.run(INDEX_ADD, index.keys, [
+        ...indexArgs,
+        String(earlier),
+      ])) as [number, string[]];
+      reply = [added, [...evicting, ...unfinished]];
+      if (added === 1) {
         await this.redis.run(SESSION_WRITE, [sessionKey], [expireAt, ...fields]);
         const field = index.tag + record.id;
         if ((await this.redis.run(INDEX_HAS, [index.keys[0]], [field])) !== 1) {
@@ -371,7 +374,7 @@ export class RedisSessions
     const hash = createHash('sha256').update(userId).digest();
     const legacy = `${this.prefix}{u:${hash.toString('base64url')}}`;
     return {
-      // The first 14 bits pick the bucket; the next 72 tell its users apart.
+      // The first 14 bits pick the bucket; bytes 2 to 10 (72 bits) tell its users apart.
       keys: this.bucketKeys(hash.readUInt16BE(0) >> 2),
       tag: hash.subarray(2, 11).toString('base64url'),
       legacy: [`${legacy}:i`, `${legacy}:live`, `${legacy}:age`, `${legacy}:evicting`],
