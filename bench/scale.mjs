@@ -73,7 +73,7 @@ function scaleText(r) {
     )}`,
     `- SQLite validate()${at(r.sqlite)}: ${show(r.sqlite, (s) => `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms over ${s.samples} random tokens (target p99 < 1 ms); ${s.diskBytesPerSession} B/session on disk`)}`,
     `- PostgreSQL validate()${at(r.postgres)}: ${show(r.postgres, (s) => `p50 ${s.p50} ms, p99 ${s.p99} ms, max ${s.max} ms over ${s.samples} random tokens (target p99 < 2 ms)`)}`,
-    `- Redis memory${at(r.redis)}: ${show(r.redis, (s) => `${s.bytesPerSession} B/session (INFO used_memory delta, private redis-server; realistic session, one per user; target <= 500 at 1,000,000): key overhead ${s.breakdown.keyOverhead} B + record ${s.breakdown.record} B (${s.breakdown.sessionEncoding}) + user index ${s.breakdown.index} B + expiries entry ${s.breakdown.expiries} B + key tables and expiry entries ${s.breakdown.keyTablesAndExpiries} B`)}`,
+    `- Redis memory${at(r.redis)}: ${show(r.redis, (s) => `${s.bytesPerSession} B/session (INFO used_memory delta, private redis-server; realistic session, one per user; target <= 500 at 1,000,000): key overhead ${s.breakdown.keyOverhead} B + record ${s.breakdown.record} B (${s.breakdown.sessionEncoding}) + index entry ${s.breakdown.index} B (${s.breakdown.indexEncoding} buckets) + key tables and expiry entries ${s.breakdown.keyTablesAndExpiries} B`)}`,
   );
   return lines.join('\n');
 }

@@ -34,6 +34,8 @@ export function recordFor(token, i, now) {
     idleExpiresAt: now + 30 * 60_000,
     absoluteExpiresAt: now + 12 * 3_600_000,
     authenticatedAt: now,
+    aal: 1,
+    amr: [],
     ip: `203.0.${(i >> 8) & 255}.${i & 255}`,
     userAgent: USER_AGENT,
     user: { id: `user-${i}`, name: `User ${i}` },

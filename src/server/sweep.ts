@@ -14,7 +14,7 @@ export interface SweptStores {
 /**
  * Deletes expired remember-me tokens, login-attempt windows and sessions once: the one sweep of
  * `latchkey serve` and `latchkey sweep`. Every store deletes in batches, so no lock is held for
- * long; Redis records expire by TTL and its sweep only trims the expiry and per-user indexes.
+ * long; Redis records expire by TTL and its sweep deletes them sooner and trims the index buckets.
  * Remember-me tokens are swept in the users store; windows and sessions in the sessions store
  * (one that expires its records itself, without an expiry sweep, deletes none). A store with an
  * exclusive sweep (PostgreSQL) runs its part under its lock; gives null when another process

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { Latchkey } from 'latchkey';
 import { createValidationCache, RedisStore } from 'latchkey/stores/redis';
-import { describeLatchkeyStore, type StoreHarness } from 'latchkey/testing';
+import { describeLatchkeyStore, record, type StoreHarness } from 'latchkey/testing';
 import { createCluster, type RedisClusterType } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -112,6 +113,59 @@ describe('Redis Cluster, beyond the contract', () => {
       for (const count of perNode) expect(count).toBeGreaterThan(0);
     } finally {
       await Promise.all([a.close(), b.close()]);
+      await Promise.all(
+        (cluster as PrivateCluster).nodes.map((node) => deletePrefix(node.url, prefix)),
+      );
+    }
+  });
+
+  it('sessions the version before the buckets wrote are read, listed, capped, touched and revoked', async () => {
+    const prefix = randomPrefix();
+    const client = clients.plain as RedisClusterType;
+    const store = new RedisStore(client, { prefix });
+    try {
+      const now = Date.now();
+      const earlier = record({ createdAt: now, lastSeenAt: now, idleExpiresAt: now + 60_000 });
+      // As that version wrote it: absolute times, the user's own index, `expiries`.
+      const key = `${prefix}s:${earlier.id}`;
+      await client.hSet(key, {
+        u: earlier.userId,
+        c: String(earlier.createdAt),
+        l: String(earlier.lastSeenAt),
+        i: String(earlier.idleExpiresAt),
+        a: String(earlier.absoluteExpiresAt),
+        t: String(earlier.authenticatedAt),
+        p: earlier.ip ?? '',
+        g: earlier.userAgent ?? '',
+        n: JSON.stringify(earlier.user),
+      });
+      await client.pExpire(key, 60_000);
+      const index = `${prefix}{u:${createHash('sha256').update(earlier.userId).digest('base64url')}}:i`;
+      await client.zAdd(index, { score: earlier.idleExpiresAt, value: earlier.id });
+      await client.zAdd(`${prefix}expiries`, { score: earlier.idleExpiresAt, value: earlier.id });
+      expect(await store.get(earlier.id)).toEqual(earlier);
+      const current = record({
+        createdAt: now + 1,
+        lastSeenAt: now + 1,
+        idleExpiresAt: now + 60_000,
+      });
+      expect(await store.createCapped(current, 2)).toBe(true);
+      expect((await store.listByUser(earlier.userId, now)).map((session) => session.id)).toEqual([
+        earlier.id,
+        current.id,
+      ]);
+      expect(await store.createCapped(record({ createdAt: now + 2 }), 2)).toBe(false);
+      await store.touch(earlier.id, now + 1, earlier.idleExpiresAt + 1);
+      expect(await client.zScore(index, earlier.id)).toBe(earlier.idleExpiresAt + 1);
+      expect(await client.hGet(key, 'i')).toBe(String(earlier.idleExpiresAt + 1));
+      expect(await store.deleteByUser(earlier.userId)).toBe(2);
+      expect(await store.get(earlier.id)).toBeNull();
+      expect(await store.get(current.id)).toBeNull();
+      expect(await client.exists(index)).toBe(0);
+      expect(await store.deleteExpired(earlier.idleExpiresAt + 1)).toBe(0);
+      expect(await client.exists(`${prefix}expiries`)).toBe(0);
+    } finally {
+      await store.close();
       await Promise.all(
         (cluster as PrivateCluster).nodes.map((node) => deletePrefix(node.url, prefix)),
       );

@@ -49,6 +49,10 @@ const GARBLED: [string, Record<string, string>][] = [
   ['compact: no user', compactWith({ n: undefined })],
   ['compact: a data field that is not JSON', compactWith({ 'd:cart': '[1,' })],
   ['compact: a level of 3', compactWith({ v: '3' })],
+  ['offsets: no absoluteExpiresAt', offsetWith({ x: undefined })],
+  ['offsets: an idleExpiresAt that is text', offsetWith({ e: 'soon' })],
+  ['offsets: an empty lastSeenAt', offsetWith({ s: '' })],
+  ['offsets: no createdAt', offsetWith({ c: undefined })],
   ['compact: an unknown method', compactWith({ m: 'pwd sms' })],
   ['a record whose amr is text', { ...fieldsOf(valid), record: recordWith({ amr: 'pwd' }) }],
   ['a record whose aal is 0', { ...fieldsOf(valid), record: recordWith({ aal: 0 }) }],
@@ -72,6 +76,19 @@ function compactWith(changes: Record<string, string | undefined>): Record<string
   );
 }
 
+/** The offset fields this version writes for `valid`, with `changes` (undefined: left out). */
+function offsetWith(changes: Record<string, string | undefined>): Record<string, string> {
+  return compactWith({
+    l: undefined,
+    i: undefined,
+    a: undefined,
+    t: undefined,
+    e: String(valid.idleExpiresAt - valid.createdAt),
+    x: String(valid.absoluteExpiresAt - valid.createdAt),
+    ...changes,
+  });
+}
+
 for (const cache of [false, true]) {
   describe(`RedisStore records${cache ? ' (validation cache on)' : ''}`, () => {
     const redis = useRedisStore({ cache });
@@ -88,9 +105,24 @@ for (const cache of [false, true]) {
       await admin.pExpire(key, 60_000);
     }
 
-    it('reads the compact fields this version writes', async () => {
+    it('reads the compact fields with absolute times the version before offsets wrote', async () => {
       await write(valid.id, compactWith({ p: valid.ip ?? '', g: valid.userAgent ?? '' }));
       expect(await store.get(valid.id)).toEqual(valid);
+    });
+
+    it('reads the offset fields, lastSeenAt and authenticatedAt absent or not', async () => {
+      const ip = valid.ip ?? '';
+      const agent = valid.userAgent ?? '';
+      await write(valid.id, offsetWith({ p: ip, g: agent }));
+      expect(await store.get(valid.id)).toEqual(valid);
+      const other = record({ data: { cart: [1, 2] } });
+      await write(other.id, offsetWith({ p: ip, g: agent, s: '5', w: '-3' }));
+      expect(await store.get(other.id)).toEqual({
+        ...valid,
+        id: other.id,
+        lastSeenAt: valid.createdAt + 5,
+        authenticatedAt: valid.createdAt - 3,
+      });
     });
 
     it('reads a record in the layout earlier versions wrote, data fields included', async () => {

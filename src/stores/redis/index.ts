@@ -46,19 +46,24 @@ export interface RedisStoreOptions {
  * Key layout, chosen so that every script touches a single hash slot (Redis Cluster):
  * - `s:<id>`: one hash per session, in its own slot, expiring at `idleExpiresAt` (PEXPIREAT).
  *   Validation is one HGETALL of it (cacheable, see {@link RedisStoreOptions.cache}). Compact
- *   fields (see records.ts): `u` userId, `c` `l` `i` `a` `t` the times, `p` ip, `g` user agent,
- *   `n` user snapshot, `v` `m` the assurance level and methods (absent: 1, none),
- *   `d:<key>` (JSON) per top-level key of `data`, so `updateData` is HSET/HDEL
- *   of fields; every value at most 64 bytes (longer texts in parts) so the hash stays a listpack.
- *   A hash with a `record` field is an earlier version's layout: still read and updated.
- * - `{u:<sha256(userId)>}:i`: the per-user index (id → idleExpiresAt), in the user's slot, where
- *   the cap is decided atomically (so parallel logins never exceed it). On one Redis server the
- *   record and its index entry are written by one script; on Cluster the entry comes first and
- *   the create checks it is still there after writing the record. `:evicting` holds ids a
- *   revoke-all took out of the index (or an earlier version evicted) whose records may not be
- *   deleted yet: the next revoke-all still sees them. `:live`/`:age` are an earlier version's
- *   index, still honoured. The index's deadline for an id is raised before the record's.
- * - `expiries`: id → idleExpiresAt for `deleteExpired` (Redis' own TTL does the real expiring).
+ *   fields (see records.ts): `u` userId, `c` createdAt, `s` `e` `x` `w` the other times as offsets
+ *   from `c` (`s`, `w` absent when 0), `p` ip, `g` user agent, `n` user snapshot, `v` `m` the
+ *   assurance level and methods (absent: 1, none), `d:<key>` (JSON) per top-level key of `data`,
+ *   so `updateData` is HSET/HDEL of fields; every value at most 64 bytes (longer texts in parts)
+ *   so the hash stays a listpack. Earlier versions' hashes (absolute `l` `i` `a` `t`, or a
+ *   `record` field) are still read, touched and updated in their own layout.
+ * - `{i:<bucket>}`: the index, one hash per bucket of users (16,384, by sha256(userId)), field
+ *   <12-character user tag><id> → idleExpiresAt, so a user with one session costs one field, not
+ *   a key. Everything per user (the cap, the list, revoke-all) is one script on the bucket, O(its
+ *   size); the cap is decided there atomically (so parallel logins never exceed it). On one Redis
+ *   server the record and its entry are written by one script; on Cluster the entry comes first
+ *   and the create checks it is still there after writing the record. `{i:<bucket>}:e` holds the
+ *   entries a revoke-all took out but whose records may not be deleted yet: the next revoke-all
+ *   and create still see them. Entries leave when their session is deleted or found gone, when a
+ *   create in the bucket finds them dead, and in the sweep. An entry is raised before its record.
+ * - `{u:<sha256(userId)>}:i`, `:live`, `:age`, `:evicting`: earlier versions' per-user index,
+ *   still listed, counted against the cap, touched and revoked; `expiries`, their sweep index,
+ *   is drained by the sweep. Neither is written any more.
  * - `{users}:…`, `{throttle}:…`, `{remember}:…`: one slot each, so uniqueness of usernames, the
  *   attempt counter and token rotation are single atomic scripts. A user's second factors are
  *   one hash, `{users}:f:<userId>`, so deleting the account takes them in the same script.

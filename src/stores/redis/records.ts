@@ -41,28 +41,28 @@ export function pairs(reply: unknown): Fields {
 export const PART_BYTES = 64;
 
 /**
- * The compact record as hash fields, name then value: `u` userId, `c` createdAt, `l` lastSeenAt,
- * `i` idleExpiresAt, `a` absoluteExpiresAt, `t` authenticatedAt (integers, which a listpack stores
- * as integers), `v` aal and `m` amr (space-separated; absent: 1 and none), `p` ip and `g` user
- * agent (absent: null), `n` the user snapshot's JSON, then the
+ * The compact record as hash fields, name then value: `u` userId, `c` createdAt, then the other
+ * times as offsets from `c` (small integers, which a listpack stores in 2 to 6 bytes instead of 9):
+ * `s` lastSeenAt and `w` authenticatedAt (both absent when equal to `c`, as on a fresh session),
+ * `e` idleExpiresAt, `x` absoluteExpiresAt; `v` aal and `m` amr (space-separated; absent: 1 and
+ * none), `p` ip and `g` user agent (absent: null), `n` the user snapshot's JSON, then the
  * `d:<key>` data fields. `g` and `n` longer than {@link PART_BYTES} continue in `g1`, `g2`, …
- * The id is the key's, never stored again.
+ * The id is the key's, never stored again. Earlier versions wrote absolute `l` `i` `a` `t`
+ * instead of the offsets: still read, and touched in that layout.
  */
 export function sessionFields(record: SessionRecord): string[] {
-  const fields = [
-    'u',
-    record.userId,
-    'c',
-    String(record.createdAt),
-    'l',
-    String(record.lastSeenAt),
-    'i',
-    String(record.idleExpiresAt),
-    'a',
-    String(record.absoluteExpiresAt),
-    't',
-    String(record.authenticatedAt),
-  ];
+  const { createdAt } = record;
+  const fields = ['u', record.userId, 'c', String(createdAt)];
+  if (record.lastSeenAt !== createdAt) fields.push('s', String(record.lastSeenAt - createdAt));
+  fields.push(
+    'e',
+    String(record.idleExpiresAt - createdAt),
+    'x',
+    String(record.absoluteExpiresAt - createdAt),
+  );
+  if (record.authenticatedAt !== createdAt) {
+    fields.push('w', String(record.authenticatedAt - createdAt));
+  }
   // Level 1 with no methods, the most common record, costs no fields.
   if (record.aal !== 1) fields.push('v', String(record.aal));
   if (record.amr.length > 0) fields.push('m', amrText(record.amr));
@@ -161,23 +161,42 @@ export function sessionFrom(reply: unknown): SessionRecord | null {
 /** An integer field as a number, or NaN when absent, empty or not a number. */
 const integer = (text: string | undefined): number => (text ? Number(text) : Number.NaN);
 
+/** createdAt plus an offset field; absent offsets (`s`, `w`) mean 0. */
+const offset = (createdAt: number, text: string | undefined, optional: boolean): number =>
+  text === undefined && optional ? createdAt : createdAt + integer(text);
+
+/** The live and fixed times of a compact record, offset or (earlier versions) absolute; null when any is missing. */
+function timesOf(
+  fields: Fields,
+): Omit<
+  SessionRecord,
+  'id' | 'userId' | 'aal' | 'amr' | 'ip' | 'userAgent' | 'user' | 'data'
+> | null {
+  const createdAt = integer(fields.c);
+  const times =
+    fields.e === undefined
+      ? {
+          createdAt,
+          lastSeenAt: integer(fields.l),
+          idleExpiresAt: integer(fields.i),
+          absoluteExpiresAt: integer(fields.a),
+          authenticatedAt: integer(fields.t),
+        }
+      : {
+          createdAt,
+          lastSeenAt: offset(createdAt, fields.s, true),
+          idleExpiresAt: offset(createdAt, fields.e, false),
+          absoluteExpiresAt: offset(createdAt, fields.x, false),
+          authenticatedAt: offset(createdAt, fields.w, true),
+        };
+  return Object.values(times).every(Number.isFinite) ? times : null;
+}
+
 function compactSessionFrom(fields: Fields): SessionRecord | null {
   const userId = fields.u;
   if (userId === undefined) return null;
-  const createdAt = integer(fields.c);
-  const lastSeenAt = integer(fields.l);
-  const idleExpiresAt = integer(fields.i);
-  const absoluteExpiresAt = integer(fields.a);
-  const authenticatedAt = integer(fields.t);
-  if (
-    !Number.isFinite(createdAt) ||
-    !Number.isFinite(lastSeenAt) ||
-    !Number.isFinite(idleExpiresAt) ||
-    !Number.isFinite(absoluteExpiresAt) ||
-    !Number.isFinite(authenticatedAt)
-  ) {
-    return null;
-  }
+  const times = timesOf(fields);
+  if (times === null) return null;
   const aal = aalFrom(fields.v);
   const amr = amrFrom(fields.m);
   if (aal === null || amr === null) return null;
@@ -187,11 +206,7 @@ function compactSessionFrom(fields: Fields): SessionRecord | null {
     return {
       id: '',
       userId,
-      createdAt,
-      lastSeenAt,
-      idleExpiresAt,
-      absoluteExpiresAt,
-      authenticatedAt,
+      ...times,
       aal,
       amr,
       ip: fields.p ?? null,

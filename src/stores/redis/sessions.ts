@@ -13,17 +13,24 @@ import {
   DATA_FIELD,
   dataFields,
   expireAtFor,
+  LINGER_MS,
   recordJson,
   sessionFields,
   sessionFrom,
 } from './records.js';
 import {
   INDEX_ADD,
+  INDEX_DEAD,
   INDEX_HAS,
   INDEX_MEMBERS,
   INDEX_REMOVE,
   INDEX_TAKE,
   INDEX_TOUCH,
+  LEGACY_COUNT,
+  LEGACY_MEMBERS,
+  LEGACY_REMOVE,
+  LEGACY_TAKE,
+  LEGACY_TOUCH,
   SESSION_CONVERT,
   SESSION_CREATE,
   SESSION_DELETE,
@@ -31,17 +38,35 @@ import {
   SESSION_TOUCH,
   SESSION_UPDATE_DATA,
   SESSION_WRITE,
-  ZADD,
-  ZADD_RAISE,
   ZRANGE_UNTIL,
   ZREM,
 } from './scripts.js';
 
 /**
- * Sessions, their per-user index and the expiry index (the key layout is on `RedisStore`).
+ * Index buckets: users are spread over this many hashes by their sha256, so a user with one
+ * session costs one field, not one key (at 1,000,000 sessions about 61 fields a bucket, well under
+ * the 512 that keep a hash a listpack).
+ */
+export const INDEX_BUCKETS = 16_384;
+
+/** How many buckets the sweep reads at once. */
+const SWEEP_PARALLEL = 256;
+
+/** Where a user's entries are: the bucket's keys and the tag their fields start with. */
+interface UserIndex {
+  /** The bucket and its `:e` (entries a revoke-all took but has not finished): one slot. */
+  readonly keys: [string, string];
+  /** 12 base64url characters (72 bits of sha256(userId) the bucket number does not use). */
+  readonly tag: string;
+  /** An earlier version's per-user index: index, live, age, evicting (one slot, not the bucket's). */
+  readonly legacy: string[];
+}
+
+/**
+ * Sessions and their index (the key layout is on `RedisStore`).
  *
  * Creation is atomic with the index: on one Redis server one script writes both. On Redis Cluster
- * the record's slot is not the user's, so it is three steps (index entry, record, check the entry
+ * the record's slot is not the bucket's, so it is three steps (index entry, record, check the entry
  * is still there), and revoke-all takes entries out of the index BEFORE deleting their records:
  * a create whose entry a revoke-all took deletes its own record, so either way none survives.
  */
@@ -49,7 +74,7 @@ export class RedisSessions
   implements Omit<SessionStore, 'close'>, SessionIndex, SessionDataPatch, ExpirySweep
 {
   private readonly prefix: string;
-  /** Redis Cluster: a session's key and its user's index are in different slots. */
+  /** Redis Cluster: a session's key and its user's bucket are in different slots. */
   private readonly cluster: boolean;
 
   constructor(
@@ -92,14 +117,25 @@ export class RedisSessions
     if (!current) return;
     const idle = String(idleExpiresAt);
     const expireAt = expireAtFor(idleExpiresAt);
+    const index = this.userIndex(current.userId);
     // Index first: if a later step fails, the index errs on keeping the session, never on losing it.
-    await this.redis.run(INDEX_TOUCH, this.userKeys(current.userId), [id, idle, expireAt]);
+    const args = [index.tag + id, idle, expireAt];
+    if ((await this.redis.run(INDEX_TOUCH, index.keys, args)) !== 1) {
+      await this.redis.run(LEGACY_TOUCH, index.legacy, [id, idle, expireAt]);
+    }
+    const { createdAt } = current;
     await this.redis.run(
       SESSION_TOUCH,
       [this.sessionKey(id)],
-      [String(lastSeenAt), idle, expireAt],
+      [
+        String(lastSeenAt),
+        idle,
+        expireAt,
+        String(lastSeenAt - createdAt),
+        String(idleExpiresAt - createdAt),
+        String(createdAt),
+      ],
     );
-    await this.redis.run(ZADD_RAISE, [this.redis.key('expiries')], [idle, id]);
   }
 
   /** One script on the session's hash (one slot); HSET/HDEL invalidate cached copies. */
@@ -134,44 +170,92 @@ export class RedisSessions
   async delete(id: string): Promise<boolean> {
     const userId = await this.redis.run(SESSION_DELETE, [this.sessionKey(id)], []);
     if (typeof userId !== 'string') return false;
-    await Promise.all([
-      this.redis.run(INDEX_REMOVE, this.userKeys(userId), [id]),
-      this.redis.run(ZREM, [this.redis.key('expiries')], [id]),
-    ]);
+    await this.forget(this.userIndex(userId), [id]);
     return true;
   }
 
   async listByUser(userId: string, now: number): Promise<SessionRecord[]> {
-    const [listed, earlier] = (await this.redis.run(INDEX_MEMBERS, this.userKeys(userId), [])) as [
-      string[],
-      string[],
-      string[],
-    ];
-    const ids = [...listed, ...earlier];
+    const index = this.userIndex(userId);
+    const [listed, [earlier, older]] = (await Promise.all([
+      this.redis.run(INDEX_MEMBERS, index.keys, [index.tag]),
+      this.redis.run(LEGACY_MEMBERS, index.legacy, []),
+    ])) as [string[], [string[], string[]]];
+    const ids = [...new Set([...listed, ...earlier, ...older])];
     const redis = await this.redis.connected();
     const records = await Promise.all(
       ids.map(async (id) => withId(sessionFrom(await redis.hGetAll(this.sessionKey(id))), id)),
     );
     const gone = ids.filter((_, i) => records[i] === null);
     // Ids whose record expired (Redis TTL) leave the index here.
-    if (gone.length > 0) await this.redis.run(INDEX_REMOVE, this.userKeys(userId), gone);
+    if (gone.length > 0) await this.forget(index, gone);
     return records
-      .filter((r): r is SessionRecord => r !== null && r.idleExpiresAt > now)
+      .filter(
+        // Another user's session, should two users' tags ever meet in a bucket, is never theirs.
+        (r): r is SessionRecord => r !== null && r.userId === userId && r.idleExpiresAt > now,
+      )
       .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   async deleteByUser(userId: string, exceptId?: string): Promise<number> {
-    const userKeys = this.userKeys(userId);
-    // Out of the index first (into `evicting`, which the next revoke-all still sees), then the
-    // records, then `evicting`: a create racing this either is taken here or checks and yields.
-    const ids = (await this.redis.run(INDEX_TAKE, userKeys, [exceptId ?? ''])) as string[];
+    const index = this.userIndex(userId);
+    const except = exceptId ?? '';
+    // Out of the index first (into `:e`/`evicting`, which the next revoke-all still sees), then the
+    // records, then those entries: a create racing this either is taken here or checks and yields.
+    const [taken, earlier] = (await Promise.all([
+      this.redis.run(INDEX_TAKE, index.keys, [index.tag, except]),
+      this.redis.run(LEGACY_TAKE, index.legacy, [except]),
+    ])) as [string[], string[]];
+    const ids = [...new Set([...taken, ...earlier])];
     if (ids.length === 0) return 0;
-    const deleted = await this.deleteRecords(ids);
-    await this.redis.run(INDEX_REMOVE, userKeys, ids);
+    const deleted = await this.deleteRecords(userId, ids);
+    await this.forget(index, ids);
     return deleted;
   }
 
+  /**
+   * Redis' TTL expires the records themselves (a minute after their deadline, see LINGER_MS): the
+   * sweep deletes those dead at `now` sooner and takes their entries out of every bucket, then
+   * drains the `expiries` set an earlier version kept. Reads all 16,384 buckets, 256 at a time.
+   */
   async deleteExpired(now: number): Promise<number> {
+    let total = 0;
+    for (let first = 0; first < INDEX_BUCKETS; first += SWEEP_PARALLEL) {
+      const counts = await Promise.all(
+        Array.from({ length: SWEEP_PARALLEL }, (_, i) => this.sweepBucket(first + i, now)),
+      );
+      total += counts.reduce((sum, n) => sum + n, 0);
+    }
+    return total + (await this.drainExpiries(now));
+  }
+
+  /** Deletes the records of one bucket's entries dead at `now`, and the entries of gone records. */
+  private async sweepBucket(bucket: number, now: number): Promise<number> {
+    const keys = this.bucketKeys(bucket);
+    let total = 0;
+    for (;;) {
+      const fields = (await this.redis.run(INDEX_DEAD, keys, [
+        String(now),
+        String(SWEEP_BATCH),
+      ])) as string[];
+      if (fields.length === 0) return total;
+      const gone: string[] = [];
+      for (const field of fields) {
+        const [state] = (await this.redis.run(
+          SESSION_DELETE_IF_DEAD,
+          [this.sessionKey(field.slice(TAG_LENGTH))],
+          [String(now)],
+        )) as [number];
+        if (state === 1) total++;
+        // Still alive: a touch raised the record but not (yet) its entry; the entry stays.
+        if (state !== 2) gone.push(field);
+      }
+      if (gone.length > 0) await this.redis.run(INDEX_REMOVE, keys, gone);
+      if (fields.length < SWEEP_BATCH || gone.length === 0) return total;
+    }
+  }
+
+  /** The sweep of an earlier version's `expiries` (id → idleExpiresAt), until it is empty. */
+  private async drainExpiries(now: number): Promise<number> {
     const expiries = this.redis.key('expiries');
     let total = 0;
     for (;;) {
@@ -181,38 +265,31 @@ export class RedisSessions
         [String(now), String(SWEEP_BATCH)],
       )) as string[];
       if (ids.length === 0) return total;
-      const outcomes = await Promise.all(
+      await Promise.all(
         ids.map(async (id) => {
-          const reply = await this.redis.run(
+          const [state, userId] = (await this.redis.run(
             SESSION_DELETE_IF_DEAD,
             [this.sessionKey(id)],
             [String(now)],
-          );
-          const [state, detail] = reply as [number, string?];
-          if (state === 2 && detail !== undefined) {
-            // Still alive (a touch raced the expiry index): move its entry to the real deadline.
-            await this.redis.run(ZADD, [expiries], [detail, id]);
-            return 0;
+          )) as [number, string?];
+          if (state === 1 && userId !== undefined) {
+            await this.redis.run(LEGACY_REMOVE, this.userIndex(userId).legacy, [id]);
+            total++;
           }
-          await this.redis.run(ZREM, [expiries], [id]);
-          if (state === 1 && detail !== undefined) {
-            await this.redis.run(INDEX_REMOVE, this.userKeys(detail), [id]);
-            return 1;
-          }
-          return 0;
         }),
       );
-      total += outcomes.reduce<number>((sum, n) => sum + n, 0);
+      // Live ones leave too: their own TTL expires them, and the bucket sweep sees their entries.
+      await this.redis.run(ZREM, [expiries], ids);
     }
   }
 
   /**
    * Writes the record and indexes it unless its user already holds `max` sessions (empty: no
-   * cap), decided atomically in the user's slot; at the cap nothing is written.
+   * cap), decided atomically in the bucket's slot; at the cap nothing is written.
    */
   private async insert(record: SessionRecord, max: string): Promise<boolean> {
     const expireAt = expireAtFor(record.idleExpiresAt);
-    const userKeys = this.userKeys(record.userId);
+    const index = this.userIndex(record.userId);
     const sessionKey = this.sessionKey(record.id);
     const indexArgs = [
       record.id,
@@ -220,60 +297,93 @@ export class RedisSessions
       String(record.idleExpiresAt),
       max,
       expireAt,
+      index.tag,
+      String(LINGER_MS),
     ];
     const fields = sessionFields(record);
     let reply: unknown;
-    const expiries = this.redis.key('expiries');
     if (this.cluster) {
-      reply = await this.redis.run(INDEX_ADD, userKeys, indexArgs);
-      if ((reply as [number])[0] === 1) {
-        await Promise.all([
-          this.redis.run(SESSION_WRITE, [sessionKey], [expireAt, ...fields]),
-          this.redis.run(ZADD, [expiries], [String(record.idleExpiresAt), record.id]),
-        ]);
-        const [index] = userKeys as [string];
-        if ((await this.redis.run(INDEX_HAS, [index], [record.id])) !== 1) {
+      // An earlier version's index is in another slot: read before, counted against the cap.
+      const [earlier, unfinished] = max
+        ? ((await this.redis.run(LEGACY_COUNT, index.legacy, [String(record.createdAt)])) as [
+            number,
+            string[],
+          ])
+        : [0, []];
+      const [added, evicting] = (await this.redis.run(INDEX_ADD, index.keys, [
+        ...indexArgs,
+        String(earlier),
+      ])) as [number, string[]];
+      reply = [added, [...evicting, ...unfinished]];
+      if (added === 1) {
+        await this.redis.run(SESSION_WRITE, [sessionKey], [expireAt, ...fields]);
+        const field = index.tag + record.id;
+        if ((await this.redis.run(INDEX_HAS, [index.keys[0]], [field])) !== 1) {
           // A revoke-all took the entry before the record was written: it must not survive.
-          await this.deleteRecords([record.id]);
+          await this.deleteRecords(record.userId, [record.id]);
         }
       }
     } else {
       reply = await this.redis.run(
         SESSION_CREATE,
-        [sessionKey, ...userKeys, expiries],
+        [sessionKey, ...index.keys, ...index.legacy],
         [...indexArgs, ...fields],
       );
     }
     const [indexed, unfinished] = reply as [number, string[]];
     if (indexed === 0) return false;
-    // Evictions an earlier version (or a revoke-all) left half-done: their records go, then their entries.
-    const others = unfinished.filter((id) => id !== record.id);
+    // Evictions a revoke-all (or an earlier version) left half-done: their records go, then their entries.
+    const others = [...new Set(unfinished)].filter((id) => id !== record.id);
     if (others.length > 0) {
-      await this.deleteRecords(others);
-      await this.redis.run(INDEX_REMOVE, userKeys, others);
+      await this.deleteRecords(record.userId, others);
+      await this.forget(index, others);
     }
     return true;
   }
 
-  /** Deletes session records (each in its own slot) and their expiry entries; gives how many existed. */
-  private async deleteRecords(ids: readonly string[]): Promise<number> {
+  /** Deletes the user's session records (each in its own slot); gives how many existed. */
+  private async deleteRecords(userId: string, ids: readonly string[]): Promise<number> {
     const deleted = await Promise.all(
-      ids.map((id) => this.redis.run(SESSION_DELETE, [this.sessionKey(id)], [])),
+      ids.map((id) => this.redis.run(SESSION_DELETE, [this.sessionKey(id)], [userId])),
     );
-    await this.redis.run(ZREM, [this.redis.key('expiries')], [...ids]);
-    return deleted.filter((userId) => typeof userId === 'string').length;
+    return deleted.filter((found) => typeof found === 'string').length;
+  }
+
+  /** Takes ids out of the user's bucket (and `:e`) and out of an earlier version's index. */
+  private async forget(index: UserIndex, ids: readonly string[]): Promise<void> {
+    await Promise.all([
+      this.redis.run(
+        INDEX_REMOVE,
+        index.keys,
+        ids.map((id) => index.tag + id),
+      ),
+      this.redis.run(LEGACY_REMOVE, index.legacy, [...ids]),
+    ]);
   }
 
   private sessionKey(id: string): string {
     return `${this.prefix}s:${id}`;
   }
 
-  /** The user's index, an earlier version's (`live`, `age`), and `evicting`: all in one slot. */
-  private userKeys(userId: string): string[] {
-    const tag = `${this.prefix}{u:${createHash('sha256').update(userId).digest('base64url')}}`;
-    return [`${tag}:i`, `${tag}:live`, `${tag}:age`, `${tag}:evicting`];
+  private bucketKeys(bucket: number): [string, string] {
+    const key = `${this.prefix}{i:${bucket}}`;
+    return [key, `${key}:e`];
+  }
+
+  private userIndex(userId: string): UserIndex {
+    const hash = createHash('sha256').update(userId).digest();
+    const legacy = `${this.prefix}{u:${hash.toString('base64url')}}`;
+    return {
+      // The first 14 bits pick the bucket; bytes 2 to 10 (72 bits) tell its users apart.
+      keys: this.bucketKeys(hash.readUInt16BE(0) >> 2),
+      tag: hash.subarray(2, 11).toString('base64url'),
+      legacy: [`${legacy}:i`, `${legacy}:live`, `${legacy}:age`, `${legacy}:evicting`],
+    };
   }
 }
+
+/** Characters of a user's tag at the start of each of its bucket fields. */
+const TAG_LENGTH = 12;
 
 /** A decoded compact record gets its id from its key (earlier layouts stored the same id). */
 function withId(record: SessionRecord | null, id: string): SessionRecord | null {
