@@ -47,6 +47,8 @@ const GARBLED: [string, Record<string, string>][] = [
   ['compact: a user that is not JSON', compactWith({ n: '{"name":' })],
   ['compact: a user that is an array', compactWith({ n: '[]' })],
   ['compact: no user', compactWith({ n: undefined })],
+  ['compact: a user without its id that is not JSON', compactWith({ n: undefined, o: '{"a":' })],
+  ['compact: a user without its id that is a list', compactWith({ n: undefined, o: '[1]' })],
   ['compact: a data field that is not JSON', compactWith({ 'd:cart': '[1,' })],
   ['compact: a level of 3', compactWith({ v: '3' })],
   ['offsets: no absoluteExpiresAt', offsetWith({ x: undefined })],
@@ -184,12 +186,34 @@ for (const cache of [false, true]) {
       for (const value of Object.values(fields))
         expect(Buffer.byteLength(value)).toBeLessThanOrEqual(64);
       expect(fields.g1).toBeDefined();
-      expect(fields.n2).toBeDefined();
+      // The snapshot starts with the user id: stored without it, in parts too.
+      expect(fields.o2).toBeDefined();
+      expect(fields.n).toBeUndefined();
       expect(await store.get(realistic.id)).toEqual(realistic);
       expect(await store.get(realistic.id)).toEqual(realistic);
       const anonymous = record({ ip: null, userAgent: null, user: {} });
       await store.create(anonymous);
       expect(await store.get(anonymous.id)).toEqual(anonymous);
+    });
+
+    it('stores a snapshot whose leading id is the user id once, and reads it back in its order', async () => {
+      const usual = record({ user: { id: 'user-1', name: 'Ada', roles: ['admin'] } });
+      const otherOrder = record({ user: { name: 'Ada', id: 'user-1' } });
+      const otherId = record({ user: { id: 'someone-else', name: 'Ada' } });
+      const noId = record({ user: { name: 'Ada' } });
+      for (const r of [usual, otherOrder, otherId, noId]) await store.create(r);
+      const fieldsOf = (id: string) => admin.hGetAll(`${prefix}s:${id}`);
+      expect(await fieldsOf(usual.id)).toMatchObject({ o: '{"name":"Ada","roles":["admin"]}' });
+      expect((await fieldsOf(usual.id)).n).toBeUndefined();
+      for (const r of [otherOrder, otherId, noId]) {
+        expect((await fieldsOf(r.id)).n).toBe(JSON.stringify(r.user));
+        expect((await fieldsOf(r.id)).o).toBeUndefined();
+      }
+      for (const r of [usual, otherOrder, otherId, noId]) {
+        const read = await store.get(r.id);
+        expect(read).toEqual(r);
+        expect(JSON.stringify(read?.user)).toBe(JSON.stringify(r.user));
+      }
     });
 
     for (const [label, fields] of GARBLED) {

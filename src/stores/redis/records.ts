@@ -45,8 +45,9 @@ export const PART_BYTES = 64;
  * times as offsets from `c` (small integers, which a listpack stores in 2 to 6 bytes instead of 9):
  * `s` lastSeenAt and `w` authenticatedAt (both absent when equal to `c`, as on a fresh session),
  * `e` idleExpiresAt, `x` absoluteExpiresAt; `v` aal and `m` amr (space-separated; absent: 1 and
- * none), `p` ip and `g` user agent (absent: null), `n` the user snapshot's JSON, then the
- * `d:<key>` data fields. `g` and `n` longer than {@link PART_BYTES} continue in `g1`, `g2`, …
+ * none), `p` ip and `g` user agent (absent: null), `o` or `n` the user snapshot's JSON (see
+ * {@link pushUser}), then the `d:<key>` data fields. `g`, `o` and `n` longer than
+ * {@link PART_BYTES} continue in `g1`, `g2`, …
  * The id is the key's, never stored again. Earlier versions wrote absolute `l` `i` `a` `t`
  * instead of the offsets: still read, and touched in that layout.
  */
@@ -68,9 +69,35 @@ export function sessionFields(record: SessionRecord): string[] {
   if (record.amr.length > 0) fields.push('m', amrText(record.amr));
   if (record.ip !== null) fields.push('p', record.ip);
   if (record.userAgent !== null) pushParts(fields, 'g', record.userAgent);
-  pushParts(fields, 'n', JSON.stringify(record.user));
+  pushUser(fields, record);
   fields.push(...dataFields(record.data));
   return fields;
+}
+
+/**
+ * The user snapshot: as `o`, without its `id`, when it starts with an `id` equal to the session's
+ * user id (the usual `{ id, name }`: the id would be stored twice, and a UUID's 36 bytes take a
+ * realistic record past 256 bytes, the next allocation class); else whole as `n`.
+ */
+function pushUser(fields: string[], record: SessionRecord): void {
+  const { user, userId } = record;
+  if (user.id === userId && Object.keys(user)[0] === 'id') {
+    const { id: _id, ...rest } = user;
+    pushParts(fields, 'o', JSON.stringify(rest));
+  } else {
+    pushParts(fields, 'n', JSON.stringify(user));
+  }
+}
+
+/** The snapshot {@link pushUser} wrote (`id` first again, as it was), or null when garbled. */
+function snapshotFrom(fields: Fields, userId: string): JsonObject | null {
+  const rest = joinParts(fields, 'o');
+  if (rest !== undefined) {
+    const parsed: unknown = JSON.parse(rest);
+    return isObject(parsed) ? { id: userId, ...parsed } : null;
+  }
+  const whole: unknown = JSON.parse(joinParts(fields, 'n') ?? '');
+  return isObject(whole) ? whole : null;
 }
 
 /** `name`, `name1`, `name2`, … holding `text` in parts of at most PART_BYTES bytes (whole characters). */
@@ -201,8 +228,8 @@ function compactSessionFrom(fields: Fields): SessionRecord | null {
   const amr = amrFrom(fields.m);
   if (aal === null || amr === null) return null;
   try {
-    const user: unknown = JSON.parse(joinParts(fields, 'n') ?? '');
-    if (!isObject(user)) return null;
+    const user = snapshotFrom(fields, userId);
+    if (user === null) return null;
     return {
       id: '',
       userId,
