@@ -63,38 +63,54 @@ export async function measureThroughput(settings, services) {
     }
     /** @type {Map<string, import('./report.mjs').Round[]>} */
     const rounds = new Map(running.map(({ name }) => [name, []]));
+    /** One load of one case, with what it cost the server and its store. */
+    const measure = async (
+      /** @type {(typeof running)[number]} */ server,
+      /** @type {number} */ round,
+    ) => {
+      const { name, child, usesRedis, usesMemcached } = server;
+      await child.ask('reset');
+      const before = usesRedis ? await redisCommandCounts(services.redis.client) : null;
+      const mcBefore = usesMemcached
+        ? await memcachedCommandCounts(services.memcached.address)
+        : null;
+      const result = await load(child, settings);
+      const after = usesRedis ? await redisCommandCounts(services.redis.client) : null;
+      const mcAfter = usesMemcached
+        ? await memcachedCommandCounts(services.memcached.address)
+        : null;
+      const stats = await child.ask('stats');
+      const { store, cpuMicros } = stats;
+      process.stdout.write(
+        `round ${round}/${settings.rounds} ${name}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms\n`,
+      );
+      return {
+        ...result,
+        handled: stats.handled ?? result.requests,
+        cpuMicros,
+        storeCalls: store?.calls ?? null,
+        storeWrites: store?.writes ?? null,
+        byMethod: store?.byMethod ?? null,
+        queries: store?.queries ?? null,
+        redis: before && after ? commandDelta(before, after) : null,
+        memcached: mcBefore && mcAfter ? commandDelta(mcBefore, mcAfter) : null,
+      };
+    };
+    const [bare, ...others] = running; // bare always runs, first
     for (let round = 1; round <= settings.rounds; round++) {
-      let bareRps = Number.NaN;
-      for (const { name, child, usesRedis, usesMemcached } of running) {
-        await child.ask('reset');
-        const before = usesRedis ? await redisCommandCounts(services.redis.client) : null;
-        const mcBefore = usesMemcached
-          ? await memcachedCommandCounts(services.memcached.address)
-          : null;
-        const result = await load(child, settings);
-        const after = usesRedis ? await redisCommandCounts(services.redis.client) : null;
-        const mcAfter = usesMemcached
-          ? await memcachedCommandCounts(services.memcached.address)
-          : null;
-        const stats = await child.ask('stats');
-        const { store, cpuMicros } = stats;
-        const handled = stats.handled ?? result.requests;
-        if (Number.isNaN(bareRps)) bareRps = result.rps; // bare is always the first case
-        rounds.get(name)?.push({
-          ...result,
-          ratio: result.rps / bareRps,
-          handled,
-          cpuMicros,
-          storeCalls: store?.calls ?? null,
-          storeWrites: store?.writes ?? null,
-          byMethod: store?.byMethod ?? null,
-          queries: store?.queries ?? null,
-          redis: before && after ? commandDelta(before, after) : null,
-          memcached: mcBefore && mcAfter ? commandDelta(mcBefore, mcAfter) : null,
-        });
-        process.stdout.write(
-          `round ${round}/${settings.rounds} ${name}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms\n`,
-        );
+      // This machine drifts within a round: every other round runs the cases backwards, so over
+      // two rounds a drift falls on a row and its floor alike; bare opens and closes each round,
+      // and the round's ratios are to the mean of the two.
+      const opening = await measure(bare, round);
+      const measured = [];
+      for (const server of round % 2 ? others : [...others].reverse()) {
+        measured.push({ name: server.name, result: await measure(server, round) });
+      }
+      const closing = await measure(bare, round);
+      const bareRps = (opening.rps + closing.rps) / 2;
+      rounds.get(bare.name)?.push({ ...opening, rps: bareRps, ratio: 1 });
+      for (const { name, result } of measured) {
+        rounds.get(name)?.push({ ...result, ratio: result.rps / bareRps });
       }
     }
     // Each round's ratio to the row's floor, from the same round (a floor that could not run: none).

@@ -30,7 +30,9 @@ export async function start(options) {
   const real = await createStore(options.store);
   const { store, counter: calls } = countingProxy(real, SESSION_METHODS, WRITE_METHODS);
   // PostgreSQL stores: the statements behind those calls too (0 on a cache hit).
-  const queries = 'pool' in real ? countQueries(/** @type {any} */ (real).pool) : null;
+  const queries = options.store.startsWith('postgres')
+    ? countQueries(/** @type {any} */ (real).pool)
+    : null;
   const counter = {
     ...calls,
     reset() {
