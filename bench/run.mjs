@@ -30,6 +30,7 @@ const settings = args.quick
   ? {
       rounds: 2,
       seconds: 2,
+      stormSeconds: 3,
       warmupSeconds: 1,
       connections: 50,
       scaleSessions: 100_000,
@@ -40,6 +41,8 @@ const settings = args.quick
       // floor are measured closer in time on a machine whose speed drifts.
       rounds: 10,
       seconds: 3,
+      // Each phase of the login storm (idle, then storm) in one go.
+      stormSeconds: 10,
       warmupSeconds: 2,
       connections: 50,
       scaleSessions: 1_000_000,

@@ -15,7 +15,7 @@ const LOGIN_CONNECTIONS = 50;
  * Runs the storm as shipped (libuv's pool and latchkey's hashing limit at their defaults), then
  * with UV_THREADPOOL_SIZE=2, where latchkey's limit (pool size - 1) lets one hash run at a time
  * and leaves a core to the event loop. LATCHKEY_BENCH_UV_THREADPOOL_SIZE replaces the defaults.
- * @param {{ seconds: number }} settings
+ * @param {{ stormSeconds: number }} settings
  */
 export async function measureStorm(settings) {
   const configured = process.env.LATCHKEY_BENCH_UV_THREADPOOL_SIZE;
@@ -29,7 +29,7 @@ export async function measureStorm(settings) {
 }
 
 /**
- * @param {{ seconds: number }} settings
+ * @param {{ stormSeconds: number }} settings
  * @param {string | undefined} poolSize
  */
 async function measureOne(settings, poolSize) {
@@ -39,7 +39,7 @@ async function measureOne(settings, poolSize) {
   const env = poolSize ? { UV_THREADPOOL_SIZE: poolSize } : {};
   const child = await startServer('login', {}, { env });
   try {
-    const seconds = Math.max(settings.seconds, 3);
+    const seconds = settings.stormSeconds;
     await phase(child, 1, false); // warm-up: JIT and connections, not measured
     const idle = await phase(child, seconds, false);
     const storm = await phase(child, seconds, true);

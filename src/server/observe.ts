@@ -17,8 +17,8 @@ interface RequestState {
 
 /**
  * Each request's state, keyed by the request the routes hold. Not an AsyncLocalStorage: on
- * Node 20 one turns on promise hooks for every promise in the process, which cost about a
- * quarter of the server's CPU per request.
+ * Node 20 one turns on promise hooks for every promise in the process (before/after in one
+ * run: 78 and 76 µs of server CPU per `GET /api/me`, a small gain, within this machine's noise).
  */
 const requestStates = new WeakMap<IncomingMessage, RequestState>();
 
