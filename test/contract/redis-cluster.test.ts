@@ -6,6 +6,7 @@ import { createCluster, type RedisClusterType } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   deletePrefix,
+  earlierLayoutFields,
   PrivateCluster,
   randomPrefix,
   redisServerUnavailable,
@@ -128,17 +129,7 @@ describe('Redis Cluster, beyond the contract', () => {
       const earlier = record({ createdAt: now, lastSeenAt: now, idleExpiresAt: now + 60_000 });
       // As that version wrote it: absolute times, the user's own index, `expiries`.
       const key = `${prefix}s:${earlier.id}`;
-      await client.hSet(key, {
-        u: earlier.userId,
-        c: String(earlier.createdAt),
-        l: String(earlier.lastSeenAt),
-        i: String(earlier.idleExpiresAt),
-        a: String(earlier.absoluteExpiresAt),
-        t: String(earlier.authenticatedAt),
-        p: earlier.ip ?? '',
-        g: earlier.userAgent ?? '',
-        n: JSON.stringify(earlier.user),
-      });
+      await client.hSet(key, earlierLayoutFields(earlier));
       await client.pExpire(key, 60_000);
       const index = `${prefix}{u:${createHash('sha256').update(earlier.userId).digest('base64url')}}:i`;
       await client.zAdd(index, { score: earlier.idleExpiresAt, value: earlier.id });

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { SessionRecord } from 'latchkey';
 import { RedisStore, type RedisStoreOptions } from 'latchkey/stores/redis';
 import { createClient } from 'redis';
 import { afterEach, beforeEach } from 'vitest';
@@ -320,4 +321,22 @@ export class PrivateCluster {
   async destroy(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.destroy()));
   }
+}
+
+/**
+ * A session's hash fields as the version before the index buckets wrote them: absolute times
+ * `l` `i` `a` `t` and the whole user snapshot in `n`.
+ */
+export function earlierLayoutFields(session: SessionRecord): Record<string, string> {
+  return {
+    u: session.userId,
+    c: String(session.createdAt),
+    l: String(session.lastSeenAt),
+    i: String(session.idleExpiresAt),
+    a: String(session.absoluteExpiresAt),
+    t: String(session.authenticatedAt),
+    p: session.ip ?? '',
+    g: session.userAgent ?? '',
+    n: JSON.stringify(session.user),
+  };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { RedisStore } from 'latchkey/stores/redis';
 import { record } from 'latchkey/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { type RedisFixture, useRedisStore } from '../helpers/redis-server.js';
+import { earlierLayoutFields, type RedisFixture, useRedisStore } from '../helpers/redis-server.js';
 
 type Session = ReturnType<typeof record>;
 
@@ -50,17 +50,7 @@ describe('RedisStore session keys', () => {
    */
   async function writeEarlier(session: Session, evenEarlier = false): Promise<void> {
     const key = `${prefix}s:${session.id}`;
-    await admin.hSet(key, {
-      u: session.userId,
-      c: String(session.createdAt),
-      l: String(session.lastSeenAt),
-      i: String(session.idleExpiresAt),
-      a: String(session.absoluteExpiresAt),
-      t: String(session.authenticatedAt),
-      p: session.ip ?? '',
-      g: session.userAgent ?? '',
-      n: JSON.stringify(session.user),
-    });
+    await admin.hSet(key, earlierLayoutFields(session));
     await admin.pExpireAt(key, Math.max(session.idleExpiresAt, Date.now() + 60_000));
     const index = legacyOf(session.userId);
     const entry = { score: session.idleExpiresAt, value: session.id };
