@@ -33,11 +33,18 @@ afterEach(async () => {
 
 /** A store on a pool of its own (as a separate process would have), closed after the test. */
 async function openStore(
-  options: { cache?: boolean | { maxEntries?: number }; applicationName?: string } = {},
+  options: {
+    cache?: boolean | { maxEntries?: number };
+    applicationName?: string;
+    maxConnections?: number;
+  } = {},
 ) {
   const url = new URL(POSTGRES_URL);
   if (options.applicationName) url.searchParams.set('application_name', options.applicationName);
-  const counted = countingPool(url.toString());
+  const counted = countingPool(
+    url.toString(),
+    options.maxConnections ? { max: options.maxConnections } : {},
+  );
   const store = new PostgresStore(counted.pool, {
     schema,
     ...(options.cache === undefined ? {} : { cache: options.cache }),
@@ -362,6 +369,40 @@ describe('PostgreSQL validation cache', () => {
     await other.store.delete(back.session.id);
     await until(() => store.cache?.lookup(back.session.id) === null, 2000);
     expect((await auth.validate(back.token)).reason).toBe('not_found');
+  });
+
+  it('after an invalidation, concurrent reads of one session send one query between them', async () => {
+    const [a, b] = await Promise.all([openStore({ cache: true }), openStore()]);
+    const created = record();
+    await a.store.create(created);
+    await a.store.get(created.id);
+    const idleExpiresAt = created.idleExpiresAt + MINUTE;
+    await b.store.touch(created.id, created.lastSeenAt + 1, idleExpiresAt);
+    await until(() => a.store.cache?.size() === 0, 2000);
+    a.reset();
+    const reads = await Promise.all(Array.from({ length: 20 }, () => a.store.get(created.id)));
+    expect(reads.map((read) => read?.idleExpiresAt)).toEqual(Array(20).fill(idleExpiresAt));
+    expect(a.count()).toBe(1);
+  });
+
+  it('a read an invalidation reached is shared with no one who asks after it', async () => {
+    const [a, b] = await Promise.all([openStore({ cache: true, maxConnections: 1 }), openStore()]);
+    const created = record();
+    await a.store.create(created);
+    // The pool's only connection held: the first read waits for it with its query unsent.
+    const held = await a.pool.connect();
+    a.reset();
+    const first = a.store.get(created.id);
+    await until(() => a.store.cache?.fill(created.id) !== undefined);
+    const idleExpiresAt = created.idleExpiresAt + MINUTE;
+    await b.store.touch(created.id, created.lastSeenAt + 1, idleExpiresAt);
+    await until(() => a.store.cache?.fill(created.id) === undefined, 2000);
+    const later = Array.from({ length: 10 }, () => a.store.get(created.id));
+    held.release();
+    const reads = await Promise.all([first, ...later]);
+    expect(reads.map((read) => read?.idleExpiresAt)).toEqual(Array(11).fill(idleExpiresAt));
+    // The first read, and one for the ten that came after the invalidation.
+    expect(a.count()).toBe(2);
   });
 
   it('a store with the cache off still notifies stores that have it on', async () => {

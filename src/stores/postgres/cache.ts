@@ -13,6 +13,9 @@ export interface Ticket {
   readonly id: string;
   readonly epoch: number;
   dirty: boolean;
+  /** Settles when the read has finished (filled the cache or not). */
+  readonly finished: Promise<void>;
+  readonly settle: () => void;
 }
 
 /** The validation cache's options (the store's `cache` option). */
@@ -39,6 +42,8 @@ export class SessionCache {
   readonly maxStaleness: number;
   private readonly entries = new Map<string, SessionRow>();
   private readonly inflight = new Set<Ticket>();
+  /** The first read in flight for each id, which concurrent misses of that id wait for. */
+  private readonly filling = new Map<string, Ticket>();
   /** LISTEN is in place (every later notification is on its way to us). */
   private listening = false;
   /** Entries are served: listening, and proven within `maxStaleness`. */
@@ -109,9 +114,27 @@ export class SessionCache {
   }
 
   begin(id: string): Ticket {
-    const ticket = { id, epoch: this.epoch, dirty: false };
+    let settle = () => {};
+    const finished = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    const ticket = { id, epoch: this.epoch, dirty: false, finished, settle };
     this.inflight.add(ticket);
+    const current = this.filling.get(id);
+    if (!current || current.dirty || current.epoch !== this.epoch) this.filling.set(id, ticket);
     return ticket;
+  }
+
+  /**
+   * The read of `id` already in flight that may still fill the cache, if any. A miss waits for it
+   * and looks again rather than sending the same query: after an invalidation, the concurrent
+   * requests of one session cost one query, not one each. A read that an invalidation reached
+   * fills nothing, so no waiter is offered one.
+   */
+  fill(id: string): Promise<void> | undefined {
+    const ticket = this.filling.get(id);
+    if (!ticket || ticket.dirty || ticket.epoch !== this.epoch) return undefined;
+    return ticket.finished;
   }
 
   /**
@@ -120,14 +143,17 @@ export class SessionCache {
    */
   finish(ticket: Ticket, row: SessionRow | undefined): void {
     this.inflight.delete(ticket);
-    if (!row || ticket.dirty || ticket.epoch !== this.epoch || !this.active) return;
-    const id = row[SESSION_ID] as string;
-    this.entries.delete(id);
-    this.entries.set(id, row);
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+    if (this.filling.get(ticket.id) === ticket) this.filling.delete(ticket.id);
+    if (row && !ticket.dirty && ticket.epoch === this.epoch && this.active) {
+      const id = row[SESSION_ID] as string;
+      this.entries.delete(id);
+      this.entries.set(id, row);
+      if (this.entries.size > this.maxEntries) {
+        const oldest = this.entries.keys().next();
+        if (!oldest.done) this.entries.delete(oldest.value);
+      }
     }
+    ticket.settle();
   }
 
   invalidate(id: string): void {

@@ -67,6 +67,12 @@ export class PostgresSessions {
       await new Promise((resolve) => setImmediate(resolve));
       const hit = cache.lookup(id);
       if (hit) return hit;
+      const fill = cache.fill(id);
+      if (fill) {
+        await fill;
+        const filled = cache.lookup(id);
+        if (filled) return filled;
+      }
     }
     const ticket = cache?.begin(id);
     let row: SessionRow | undefined;
