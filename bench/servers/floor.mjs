@@ -57,7 +57,7 @@ function answer(res, userId) {
  * @param {string | undefined} header
  * @param {string} prefix
  */
-function tokenIn(header, prefix) {
+export function tokenIn(header, prefix) {
   if (!header) return null;
   let at = header.startsWith(prefix) ? 0 : header.indexOf(`; ${prefix}`);
   if (at < 0) return null;
