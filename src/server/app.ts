@@ -61,6 +61,8 @@ export interface AppOptions {
   readonly onError?: (error: unknown) => void;
   /** The time pages show relative times from ("5 minutes ago"); `Date.now` by default. */
   readonly clock?: () => number;
+  /** The request's id, sent as `X-Request-Id` on its response (the access log's id). */
+  readonly requestId?: (req: IncomingMessage) => string | undefined;
 }
 
 const HSTS = { 'strict-transport-security': 'max-age=31536000; includeSubDomains' };
@@ -95,6 +97,7 @@ export function createApp(
     twoFactor && passkeys ? passkeyRoutes(site, twoFactor, passkeys) : {},
   );
   const revokeSession = revokeSessionRoute(site, actions);
+  const commonHeaders = https ? HSTS : {};
 
   function notAllowedOrMissing(ctx: Context): Reply {
     const methods = Object.keys(routes[ctx.path] ?? {});
@@ -139,7 +142,8 @@ export function createApp(
     } catch (error) {
       reply = failure(ctx?.path ?? '/', error, options.onError);
     }
-    send(res, https ? { ...reply, headers: { ...HSTS, ...reply.headers } } : reply);
+    const id = options.requestId?.(req);
+    send(res, reply, id === undefined ? commonHeaders : { ...commonHeaders, 'x-request-id': id });
   };
 }
 

@@ -36,13 +36,22 @@ const SECURITY_HEADERS = {
   vary: 'Cookie, Sec-Fetch-Site, Origin',
 };
 
-/** The one function that writes a response: every header policy lives here. */
-export function send(res: ServerResponse, reply: Reply): void {
+/**
+ * The one function that writes a response: every header policy lives here. `common` are the
+ * headers every response of this server carries (HSTS, the request id); the reply's own win.
+ * All go in the one `writeHead`: a header set before it sends every header through `setHeader`.
+ */
+export function send(
+  res: ServerResponse,
+  reply: Reply,
+  common: Readonly<Record<string, string>> = {},
+): void {
   const body = reply.body ?? '';
   const headers: OutgoingHttpHeaders = {
     ...SECURITY_HEADERS,
     'cache-control': reply.cacheable ? 'public, max-age=3600' : 'no-store',
     ...(reply.type ? { 'content-type': CONTENT_TYPES[reply.type] } : {}),
+    ...common,
     ...reply.headers,
     'content-length': Buffer.byteLength(body),
   };
@@ -55,6 +64,7 @@ export function send(res: ServerResponse, reply: Reply): void {
     // created for this reply would otherwise live on with no browser holding it.
     res.writeHead(500, {
       ...SECURITY_HEADERS,
+      ...common,
       'cache-control': 'no-store',
       'content-length': 0,
       ...(setCookie ? { 'set-cookie': setCookie } : {}),

@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { isoTime } from './iso-time.js';
 import type { LogLevel } from './settings.js';
 import { escapeForTerminal } from './terminal.js';
 
@@ -68,12 +69,23 @@ export function createLogger(level: LogLevel, destination: pino.DestinationStrea
     {
       level,
       base: null,
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: () => `,"time":"${isoTime(Date.now())}"`,
       // Belt and braces: none of these is ever passed to the logger.
-      redact: { paths: ['password', 'token', 'cookie', '*.password', '*.cookie'], remove: true },
+      redact: { paths: [...SECRETS, '*.password', '*.cookie'], remove: true },
     },
     destination,
   );
+}
+
+const SECRETS = ['password', 'token', 'cookie'];
+
+/**
+ * The access line's logger. Its fields are fixed and flat (none nested, none named by a user),
+ * so it keeps the top-level redaction only: the wildcard paths walk every field of every line,
+ * which cost more than the rest of the line.
+ */
+export function accessLogger(logger: pino.Logger): pino.Logger {
+  return logger.child({}, { redact: { paths: SECRETS, remove: true } });
 }
 
 /** An error for the log: its class and message, never request data. */

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type pino from 'pino';
 import type { Authentication, SessionEvent } from '../index.js';
-import { errorFields } from './logs.js';
+import { accessLogger, errorFields } from './logs.js';
 import type { ServerMetrics, ValidationOutcome } from './metrics.js';
 import { fromTrustedProxy, header } from './request.js';
 import { isMetricsRequest, serveMetrics } from './routes/ops.js';
@@ -67,6 +67,11 @@ export function observeEvents(
   };
 }
 
+/** The id {@link observeRequests} gave `req`, for its response's `X-Request-Id`. */
+export function requestIdOfObserved(req: IncomingMessage): string | undefined {
+  return requestStates.get(req)?.id;
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 
 /** The request's id: a trusted proxy's `X-Request-Id` when well-formed, else a new UUID. */
@@ -111,11 +116,11 @@ export function observeRequests(
   options: ObserveOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { logger, trustedProxies, metrics, metricsToken } = options;
+  const access = accessLogger(logger);
   return (req, res) => {
     const started = performance.now();
     const state: RequestState = { id: requestIdOf(req, trustedProxies), userId: null };
     requestStates.set(req, state);
-    res.setHeader('x-request-id', state.id);
     res.once('close', () => {
       const fields = {
         reqId: state.id,
@@ -126,16 +131,17 @@ export function observeRequests(
         userId: state.userId,
         ...(res.writableFinished ? {} : { aborted: true }),
       };
-      if (res.statusCode >= 500) logger.warn(fields, 'request');
-      else logger.info(fields, 'request');
+      if (res.statusCode >= 500) access.warn(fields, 'request');
+      else access.info(fields, 'request');
     });
     if (metrics && isMetricsRequest(req)) {
+      res.setHeader('x-request-id', state.id);
       void serveMetrics(metrics, req, res, metricsToken);
       return;
     }
     handler(req, res).catch((error: unknown) => {
       logger.error({ reqId: state.id, err: errorFields(error) }, 'request failed');
-      if (!res.headersSent) res.writeHead(500).end();
+      if (!res.headersSent) res.writeHead(500, { 'x-request-id': state.id }).end();
       else res.destroy();
     });
   };

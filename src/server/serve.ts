@@ -8,7 +8,7 @@ import { ConfigError, CsrfTokens, HOST_PREFIX, Latchkey } from '../index.js';
 import { createApp } from './app.js';
 import { createLogger, errorFields, stdoutDestination } from './logs.js';
 import { countStoreErrors, ServerMetrics } from './metrics.js';
-import { observeAuth, observeEvents, observeRequests } from './observe.js';
+import { observeAuth, observeEvents, observeRequests, requestIdOfObserved } from './observe.js';
 import { evictionsOf, metricsOnly } from './routes/ops.js';
 import { loadSecret } from './secret.js';
 import { passkeySettings } from './setting-rules.js';
@@ -110,6 +110,7 @@ export async function startServer(
         .map(([host]) => host),
       observer: observeAuth(metrics),
       onError: (error) => logger.error({ err: errorFields(error) }, 'request failed'),
+      requestId: requestIdOfObserved,
     });
     const handler = observeRequests(app, {
       logger,

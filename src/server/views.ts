@@ -1,6 +1,7 @@
 import type { AuthMethod, JsonObject, SessionRecord } from '../index.js';
 import { deviceName } from './device-name.js';
 import { html, type SafeHtml } from './html.js';
+import { isoTime } from './iso-time.js';
 import { timeAgo } from './time-ago.js';
 
 /** The signed-in user as pages show them (the session's snapshot). */
@@ -306,7 +307,7 @@ function assurance(session: SessionRecord): SafeHtml {
 
 /** "5 minutes ago", with the exact time for machines and on hover. */
 function ago(ms: number, now: number): SafeHtml {
-  const iso = new Date(ms).toISOString();
+  const iso = isoTime(ms);
   return html`<time datetime="${iso}" title="${utc(iso)}">${timeAgo(ms, now)}</time>`;
 }
 
@@ -335,7 +336,7 @@ export function renavigatePage(target: string): string {
 }
 
 export function time(ms: number): SafeHtml {
-  const iso = new Date(ms).toISOString();
+  const iso = isoTime(ms);
   return html`<time datetime="${iso}">${utc(iso)}</time>`;
 }
 

@@ -3,6 +3,7 @@ import type { Actions, Unconfirmed } from '../actions.js';
 import { loginFailure, retryAfterOf, throttledJson } from '../answers.js';
 import { deviceName } from '../device-name.js';
 import { jsonReply, type Reply, readJsonObject } from '../http.js';
+import { isoTime } from '../iso-time.js';
 import type { Route, Routes, Site } from '../site.js';
 
 /** The JSON API: the same actions as the HTML forms, answered with status codes and JSON. */
@@ -123,11 +124,11 @@ function unconfirmed(result: Unconfirmed): Reply {
 function sessionView(session: SessionRecord) {
   return {
     id: session.id,
-    createdAt: new Date(session.createdAt).toISOString(),
-    lastSeenAt: new Date(session.lastSeenAt).toISOString(),
-    authenticatedAt: new Date(session.authenticatedAt).toISOString(),
-    idleExpiresAt: new Date(session.idleExpiresAt).toISOString(),
-    absoluteExpiresAt: new Date(session.absoluteExpiresAt).toISOString(),
+    createdAt: isoTime(session.createdAt),
+    lastSeenAt: isoTime(session.lastSeenAt),
+    authenticatedAt: isoTime(session.authenticatedAt),
+    idleExpiresAt: isoTime(session.idleExpiresAt),
+    absoluteExpiresAt: isoTime(session.absoluteExpiresAt),
     ip: session.ip,
     userAgent: session.userAgent,
   };
