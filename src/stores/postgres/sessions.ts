@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { DataChange, DataUpdate } from '../../core/capabilities.js';
 import type { SessionRecord } from '../../core/store.js';
+import { nextTurn } from '../next-turn.js';
 import {
   SESSION_COLUMNS,
   type SessionRow,
@@ -64,7 +65,7 @@ export class PostgresSessions {
     if (cache?.active) {
       // An invalidation that reached our socket together with the answer that led here is read
       // first: one turn of the event loop lets the LISTEN connection's data through.
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
       const hit = cache.lookup(id);
       if (hit) return hit;
       const fill = cache.fill(id);

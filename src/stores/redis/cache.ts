@@ -7,6 +7,8 @@ import { sessionFrom } from './records.js';
 interface DecodedSession {
   /** The node-redis cache entry it was decoded from: served only while that entry is current. */
   readonly entry: object;
+  /** That entry's node-redis cache key. */
+  readonly cacheKey: string;
   /** Null for a key without a record; otherwise the record, `user` and `data` left empty… */
   readonly record: SessionRecord | null;
   /** …and those two as `JSON.stringify([user, data])`, parsed afresh for each caller (or null: both empty). */
@@ -132,8 +134,7 @@ export class ValidationCache extends BasicPooledClientSideCache {
     const decoded = this.decodedSessions.get(key);
     if (decoded === undefined) return undefined;
     // Also keeps node-redis' LRU order, and gives undefined while the cache is off.
-    const cacheKey = hGetAllCacheKey(key);
-    if (this.get(cacheKey) !== decoded.entry) {
+    if (this.get(decoded.cacheKey) !== decoded.entry) {
       this.decodedSessions.delete(key);
       return undefined;
     }
@@ -148,7 +149,8 @@ export class ValidationCache extends BasicPooledClientSideCache {
   /** After an `HGETALL key` through this cache: decodes what node-redis kept for it, if anything. */
   decodeSession(key: string): void {
     if (!this.active) return;
-    const entry = this.get(hGetAllCacheKey(key));
+    const cacheKey = hGetAllCacheKey(key);
+    const entry = this.get(cacheKey);
     // A promise entry (a read still under way) or none (invalidated meanwhile): nothing to mirror.
     if (entry === undefined || !('value' in entry)) return;
     const record = sessionFrom((entry as { value: unknown }).value);
@@ -156,7 +158,7 @@ export class ValidationCache extends BasicPooledClientSideCache {
     if (record !== null && !(isEmptyObject(record.user) && isEmptyObject(record.data))) {
       nested = JSON.stringify([record.user, record.data]);
     }
-    this.decodedSessions.set(key, { entry, record, nested });
+    this.decodedSessions.set(key, { entry, cacheKey, record, nested });
   }
 
   /** Drops the decoded session of a node-redis cache key, when it is an `HGETALL` one. */

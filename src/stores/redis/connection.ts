@@ -52,6 +52,11 @@ export class Keyspace {
       ) ?? null;
   }
 
+  /** The connection without waiting once it has connected at least once (the hot path), else null. */
+  get ready(): RedisConnection | null {
+    return this.pending === null ? this.client : null;
+  }
+
   /** The connection, once it has connected at least once; later outages fail each call at once. */
   async connected(): Promise<RedisConnection> {
     const pending = this.pending;

@@ -7,6 +7,7 @@ import type {
   SessionIndex,
 } from '../../core/capabilities.js';
 import type { SessionRecord, SessionStore } from '../../core/store.js';
+import { nextTurn } from '../next-turn.js';
 import type { ValidationCache } from './cache.js';
 import { type Keyspace, SWEEP_BATCH } from './connection.js';
 import {
@@ -95,13 +96,13 @@ export class RedisSessions
 
   /** The hot path: one HGETALL, or a cache hit that sends no command and decodes nothing. */
   async get(id: string): Promise<SessionRecord | null> {
-    const redis = await this.redis.connected();
+    const redis = this.redis.ready ?? (await this.redis.connected());
     const cache = this.cache;
     if (cache?.active) {
       // Redis writes an invalidation to every caching connection before it answers the writer, so
       // it is already in our socket when a request that follows the write arrives. One turn of the
       // event loop lets node-redis read it before the cache is consulted.
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
       const key = this.sessionKey(id);
       const decoded = cache.decodedSession(key);
       if (decoded !== undefined) return withId(decoded, id);
