@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import type { DataChange, JsonObject, SessionRecord } from 'latchkey';
+import type { DataChange, JsonObject } from 'latchkey';
 import { PostgresStore } from 'latchkey/stores/postgres';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -10,6 +9,7 @@ import {
   randomSchema,
   requirePostgres,
 } from '../helpers/postgres-server.js';
+import { record } from '../helpers/postgres-stores.js';
 
 /**
  * The acknowledgement side of the PostgreSQL cache protocol (src/stores/postgres/notify.ts): a
@@ -18,7 +18,6 @@ import {
  * connection stops waiting at once.
  */
 
-const MINUTE = 60_000;
 let schema = '';
 let cleanups: (() => Promise<unknown>)[] = [];
 
@@ -58,26 +57,6 @@ async function silentListener(): Promise<{ pid: number; heard: () => number }> {
   await client.query(`LISTEN "latchkey.${schema}"`);
   const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
   return { pid: rows[0]?.pid as number, heard: () => heard };
-}
-
-function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  const now = Date.now();
-  return {
-    id: randomBytes(32).toString('base64url'),
-    userId: 'ada',
-    createdAt: now,
-    lastSeenAt: now,
-    idleExpiresAt: now + 30 * MINUTE,
-    absoluteExpiresAt: now + 720 * MINUTE,
-    authenticatedAt: now,
-    aal: 1,
-    amr: [],
-    ip: null,
-    userAgent: null,
-    user: {},
-    data: {},
-    ...overrides,
-  };
 }
 
 function change(set: JsonObject): DataChange {
