@@ -63,6 +63,9 @@ function humanLine(line: string): string {
   return `${clock} ${name.padEnd(5)} ${String(msg ?? '')}${rest ? ` ${rest}` : ''}`;
 }
 
+/** Keys never logged, at the top of a line (and, in the main logger, one level down). */
+const SECRETS = ['password', 'token', 'cookie'];
+
 /** The one server logger. */
 export function createLogger(level: LogLevel, destination: pino.DestinationStream): pino.Logger {
   return pino(
@@ -76,8 +79,6 @@ export function createLogger(level: LogLevel, destination: pino.DestinationStrea
     destination,
   );
 }
-
-const SECRETS = ['password', 'token', 'cookie'];
 
 /**
  * The access line's logger. Its fields are fixed and flat (none nested, none named by a user),
