@@ -101,7 +101,7 @@ function snapshotFrom(fields: Fields, userId: string): JsonObject | null {
 }
 
 /** `name`, `name1`, `name2`, … holding `text` in parts of at most PART_BYTES bytes (whole characters). */
-function pushParts(fields: string[], name: string, text: string): void {
+function pushParts(fields: string[], name: PartedField, text: string): void {
   if (Buffer.byteLength(text) <= PART_BYTES) {
     fields.push(name, text);
     return;
@@ -123,12 +123,26 @@ function pushParts(fields: string[], name: string, text: string): void {
   fields.push(index === 0 ? name : `${name}${index}`, part);
 }
 
+/** The fields written in parts by {@link pushParts}. */
+type PartedField = 'g' | 'o' | 'n';
+
+/** `name0` to `name15`: 1 KiB in parts, the names made once rather than on every read. */
+const partNames = (name: PartedField): readonly string[] =>
+  Array.from({ length: 16 }, (_, index) => `${name}${index}`);
+
+const PART_NAMES: Record<PartedField, readonly string[]> = {
+  g: partNames('g'),
+  o: partNames('o'),
+  n: partNames('n'),
+};
+
 /** The text written by pushParts, or undefined when `name` is absent. */
-function joinParts(fields: Fields, name: string): string | undefined {
+function joinParts(fields: Fields, name: PartedField): string | undefined {
   let text = fields[name];
   if (text === undefined) return undefined;
+  const names = PART_NAMES[name];
   for (let index = 1; ; index++) {
-    const part = fields[`${name}${index}`];
+    const part = fields[names[index] ?? `${name}${index}`];
     if (part === undefined) return text;
     text += part;
   }
@@ -192,38 +206,26 @@ const integer = (text: string | undefined): number => (text ? Number(text) : Num
 const offset = (createdAt: number, text: string | undefined, optional: boolean): number =>
   text === undefined && optional ? createdAt : createdAt + integer(text);
 
-/** The live and fixed times of a compact record, offset or (earlier versions) absolute; null when any is missing. */
-function timesOf(
-  fields: Fields,
-): Omit<
-  SessionRecord,
-  'id' | 'userId' | 'aal' | 'amr' | 'ip' | 'userAgent' | 'user' | 'data'
-> | null {
-  const createdAt = integer(fields.c);
-  const times =
-    fields.e === undefined
-      ? {
-          createdAt,
-          lastSeenAt: integer(fields.l),
-          idleExpiresAt: integer(fields.i),
-          absoluteExpiresAt: integer(fields.a),
-          authenticatedAt: integer(fields.t),
-        }
-      : {
-          createdAt,
-          lastSeenAt: offset(createdAt, fields.s, true),
-          idleExpiresAt: offset(createdAt, fields.e, false),
-          absoluteExpiresAt: offset(createdAt, fields.x, false),
-          authenticatedAt: offset(createdAt, fields.w, true),
-        };
-  return Object.values(times).every(Number.isFinite) ? times : null;
-}
-
 function compactSessionFrom(fields: Fields): SessionRecord | null {
   const userId = fields.u;
   if (userId === undefined) return null;
-  const times = timesOf(fields);
-  if (times === null) return null;
+  // The live and fixed times: offsets from `c`, or (earlier versions) absolute. No intermediate
+  // object: this runs on every validated request.
+  const createdAt = integer(fields.c);
+  const offsets = fields.e !== undefined;
+  const lastSeenAt = offsets ? offset(createdAt, fields.s, true) : integer(fields.l);
+  const idleExpiresAt = offsets ? offset(createdAt, fields.e, false) : integer(fields.i);
+  const absoluteExpiresAt = offsets ? offset(createdAt, fields.x, false) : integer(fields.a);
+  const authenticatedAt = offsets ? offset(createdAt, fields.w, true) : integer(fields.t);
+  if (
+    !Number.isFinite(createdAt) ||
+    !Number.isFinite(lastSeenAt) ||
+    !Number.isFinite(idleExpiresAt) ||
+    !Number.isFinite(absoluteExpiresAt) ||
+    !Number.isFinite(authenticatedAt)
+  ) {
+    return null;
+  }
   const aal = aalFrom(fields.v);
   const amr = amrFrom(fields.m);
   if (aal === null || amr === null) return null;
@@ -233,7 +235,11 @@ function compactSessionFrom(fields: Fields): SessionRecord | null {
     return {
       id: '',
       userId,
-      ...times,
+      createdAt,
+      lastSeenAt,
+      idleExpiresAt,
+      absoluteExpiresAt,
+      authenticatedAt,
       aal,
       amr,
       ip: fields.p ?? null,
