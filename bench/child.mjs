@@ -4,7 +4,7 @@ import { fork } from 'node:child_process';
 const SERVER = new URL('./server.mjs', import.meta.url);
 
 /**
- * @typedef {{ port: number, cookie: string, path?: string, ask(type: string): Promise<any>, stop(): Promise<void> }} ServerChild
+ * @typedef {{ port: number, cookie: string, path?: string, pid: number, ask(type: string): Promise<any>, stop(): Promise<void> }} ServerChild
  */
 
 /**
@@ -12,20 +12,22 @@ const SERVER = new URL('./server.mjs', import.meta.url);
  * rejects with `{ skipped: true }` when the case cannot run here.
  * @param {string} module
  * @param {object} options
- * @param {{ env?: NodeJS.ProcessEnv, execArgv?: string[] }} [spawn]
+ * @param {{ env?: NodeJS.ProcessEnv, execArgv?: string[], execPath?: string }} [spawn] `execPath`
+ *   runs the server through another program (bench/ladder.mjs: valgrind, with node in `execArgv`)
  * @returns {Promise<ServerChild>}
  */
 export function startServer(module, options, spawn = {}) {
   const child = fork(SERVER, [module, JSON.stringify(options)], {
     env: { ...process.env, ...spawn.env },
     execArgv: spawn.execArgv ?? [],
+    ...(spawn.execPath ? { execPath: spawn.execPath } : {}),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let nextId = 1;
   /** @type {Map<number, (value: any) => void>} */
   const pending = new Map();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${module}: not ready after 30 s`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${module}: not ready after 60 s`)), 60_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
       reject(Object.assign(new Error(`${module}: exited with ${code}`), { skipped: false }));
@@ -44,6 +46,7 @@ export function startServer(module, options, spawn = {}) {
       resolve({
         port: message.port,
         cookie: message.cookie,
+        pid: /** @type {number} */ (child.pid),
         ask(type) {
           const id = nextId++;
           return new Promise((done) => {

@@ -1,47 +1,125 @@
 /**
- * `node bench/ladder.mjs [store] [rounds]`: where a latchkey row's time goes, layer by layer.
- * Runs each step of bench/servers/ladder.mjs (from the Map floor up to the latchkey row) in its
- * own process under the bench's load, in alternating order each round, and prints the server's
- * CPU time per request and req/s for each, with what each step adds. CPU per request survives a
- * shared machine's noise better than req/s; `--cpu-prof` is no help here: it puts most samples
- * in `writev` and idle, whatever the case.
+ * `node bench/ladder.mjs [store] [rounds] [--instructions]`: where a latchkey row's time goes,
+ * layer by layer. Runs each step of bench/servers/ladder.mjs (from the Map floor up to the
+ * latchkey row) in its own process under the bench's load, and prints what each step adds:
+ * - by default, the server's CPU time per request and req/s, in alternating order each round
+ *   (CPU per request survives a shared machine's noise better than req/s; `--cpu-prof` is no help
+ *   here: it puts most samples in `writev` and idle, whatever the case);
+ * - with `--instructions`, the instructions the server's main thread runs per request, counted by
+ *   valgrind's callgrind after a warm-up: the same figure on a busy machine as on a quiet one
+ *   (user space only: the kernel's share of a request is not in it). Needs `valgrind`.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { startServer } from './child.mjs';
 import { load } from './load.mjs';
 import { STEPS } from './servers/ladder.mjs';
 
-const [store = 'memory', roundsArg = '3'] = process.argv.slice(2);
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { instructions: { type: 'boolean' } },
+});
+const [store = 'memory', roundsArg = values.instructions ? '1' : '3'] = positionals;
 const rounds = Number(roundsArg);
-/** @type {Map<string, { cpu: number[], rps: number[] }>} */
-const measured = new Map(STEPS.map((step) => [step, { cpu: [], rps: [] }]));
+const measure = values.instructions ? instructionsPerRequest : cpuPerRequest;
+/** @type {Map<string, { cost: number[], rps: number[] }>} */
+const measured = new Map(STEPS.map((step) => [step, { cost: [], rps: [] }]));
 for (let round = 0; round < rounds; round++) {
   const order = round % 2 ? [...STEPS].reverse() : STEPS;
   for (const step of order) {
-    const child = await startServer('ladder', { step, store });
-    try {
-      await load(child, { connections: 50, seconds: 1 });
-      await child.ask('reset');
-      const result = await load(child, { connections: 50, seconds: 3 });
-      const stats = await child.ask('stats');
-      if (result.failures > 0) throw new Error(`${step}: ${result.failures} failed requests`);
-      measured.get(step)?.cpu.push(stats.cpuMicros / stats.handled);
-      measured.get(step)?.rps.push(result.rps);
-    } finally {
-      await child.stop();
-    }
+    const { cost, rps } = await measure(step);
+    measured.get(step)?.cost.push(cost);
+    measured.get(step)?.rps.push(rps);
   }
 }
 
-const mean = (/** @type {number[]} */ values) => values.reduce((a, b) => a + b, 0) / values.length;
-console.log(`ladder, ${store} store, ${rounds} rounds of 3 s, 50 connections`);
-console.log('| step | server CPU µs / req | adds | req/s |');
-console.log('|---|---:|---:|---:|');
+const mean = (/** @type {number[]} */ list) => list.reduce((a, b) => a + b, 0) / list.length;
+const [unit, digits] = values.instructions ? ['instructions / req', 0] : ['server CPU µs / req', 1];
+console.log(`ladder, ${store} store, ${rounds} round(s), 50 connections`);
+console.log(`| step | ${unit} | adds | ratio to floor |${values.instructions ? '' : ' req/s |'}`);
+console.log(`|---|---:|---:|---:|${values.instructions ? '' : '---:|'}`);
+const floor = mean(measured.get('floor')?.cost ?? []);
 let previous = null;
 for (const step of STEPS) {
-  const { cpu, rps } = measured.get(step) ?? { cpu: [], rps: [] };
-  const us = mean(cpu);
+  const { cost, rps } = measured.get(step) ?? { cost: [], rps: [] };
+  const value = mean(cost);
   const adds =
-    previous === null ? '-' : `${us - previous >= 0 ? '+' : ''}${(us - previous).toFixed(1)}`;
-  console.log(`| ${step} | ${us.toFixed(1)} | ${adds} | ${Math.round(mean(rps))} |`);
-  previous = us;
+    previous === null
+      ? '-'
+      : `${value - previous >= 0 ? '+' : ''}${(value - previous).toFixed(digits)}`;
+  const rate = values.instructions ? '' : ` ${Math.round(mean(rps))} |`;
+  console.log(
+    `| ${step} | ${value.toFixed(digits)} | ${adds} | ${(floor / value).toFixed(2)} |${rate}`,
+  );
+  previous = value;
+}
+
+/** @param {string} step */
+async function cpuPerRequest(step) {
+  const child = await startServer('ladder', { step, store });
+  try {
+    await load(child, { connections: 50, seconds: 1 });
+    await child.ask('reset');
+    const result = await load(child, { connections: 50, seconds: 3 });
+    const stats = await child.ask('stats');
+    if (result.failures > 0) throw new Error(`${step}: ${result.failures} failed requests`);
+    return { cost: stats.cpuMicros / stats.handled, rps: result.rps };
+  } finally {
+    await child.stop();
+  }
+}
+
+/**
+ * The step's server under callgrind, counting nothing until it is warm (the JIT has optimized
+ * the hot path); then the main thread's instructions over a few seconds of load, per request.
+ * @param {string} step
+ */
+async function instructionsPerRequest(step) {
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-ladder-'));
+  const valgrind = [
+    '--tool=callgrind',
+    '--instr-atstart=no',
+    '--separate-threads=yes',
+    `--callgrind-out-file=${join(dir, 'out.%p')}`,
+    '-q',
+    process.execPath,
+  ];
+  const child = await startServer(
+    'ladder',
+    { step, store },
+    {
+      execPath: 'valgrind',
+      execArgv: valgrind,
+    },
+  );
+  const control = (/** @type {string[]} */ ...args) =>
+    execFileSync('callgrind_control', [...args, String(child.pid)], { stdio: 'pipe' });
+  try {
+    // Under valgrind a request costs some 50 times as long: about 15,000 of them warm it up.
+    await load(child, { connections: 50, seconds: 20 });
+    await child.ask('reset');
+    control('--zero');
+    control('--instr=on');
+    const result = await load(child, { connections: 50, seconds: 5 });
+    control('--instr=off');
+    const stats = await child.ask('stats');
+    control('--dump');
+    if (result.failures > 0) throw new Error(`${step}: ${result.failures} failed requests`);
+    // Thread 1 is the event loop; the others are V8's compiler and GC helpers, and libuv's pool.
+    let instructions = 0;
+    for (const file of readdirSync(dir).filter((name) => name.endsWith('-01'))) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      for (const [, total] of text.matchAll(/^(?:summary|totals): (\d+)/gm)) {
+        instructions = Math.max(instructions, Number(total));
+      }
+    }
+    if (instructions === 0) throw new Error(`${step}: callgrind wrote no count`);
+    return { cost: instructions / stats.handled, rps: result.rps };
+  } finally {
+    await child.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
