@@ -196,6 +196,13 @@ for (const cache of [false, true]) {
       expect(await store.get(anonymous.id)).toEqual(anonymous);
     });
 
+    it('reads back a snapshot in more parts than it names ahead of time (past 1 KiB)', async () => {
+      const large = record({ user: { name: 'Ada', bio: 'x'.repeat(3000) } });
+      await store.create(large);
+      expect((await admin.hGetAll(`${prefix}s:${large.id}`)).n20).toBeDefined();
+      expect(await store.get(large.id)).toEqual(large);
+    });
+
     it('stores a snapshot whose leading id is the user id once, and reads it back in its order', async () => {
       const usual = record({ user: { id: 'user-1', name: 'Ada', roles: ['admin'] } });
       const otherOrder = record({ user: { name: 'Ada', id: 'user-1' } });
