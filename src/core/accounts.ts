@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { UserStore } from './capabilities.js';
 import {
   CredentialError,
-  checkNewPassword,
   hashNewPassword,
   hashPassword,
   legacyUsernameKey,
@@ -42,8 +41,9 @@ export class Accounts implements PasswordCheck {
   /**
    * Adds an account to the user store. Throws {@link CredentialError} for an unusable username or
    * password or a taken username (compared after width mapping, NFC and case folding), and
-   * {@link OverloadedError} when too many new passwords are already waiting to be hashed. A taken
-   * name is found only after hashing, so the answer's timing does not tell taken from free.
+   * {@link OverloadedError} when too many new passwords are already in line (to be estimated or
+   * hashed). A taken name is found only after hashing, so the answer's timing does not tell
+   * taken from free.
    */
   async createUser(username: unknown, password: unknown): Promise<UserInfo> {
     const name = normalizeUsername(username);
@@ -53,13 +53,12 @@ export class Accounts implements PasswordCheck {
         'Username must be 1 to 64 letters, digits or ASCII symbols, in words separated by single spaces.',
       );
     }
-    const accepted = await checkNewPassword(password, this.wordsOf(name));
     const key = usernameKey(name);
     const record: UserRecord = {
       id: randomUUID(),
       username: name,
       usernameKey: key,
-      passwordHash: await hashNewPassword(accepted),
+      passwordHash: await hashNewPassword(password, this.wordsOf(name)),
       createdAt: this.now(),
       disabled: false,
     };
@@ -95,8 +94,7 @@ export class Accounts implements PasswordCheck {
     if (signOutOthers) this.signOut.requireIndex('changePassword');
     const user = await callStore(() => this.users.findUserById(userId));
     if (!user) return false;
-    const accepted = await checkNewPassword(password, this.wordsOf(user.username));
-    const passwordHash = await hashNewPassword(accepted);
+    const passwordHash = await hashNewPassword(password, this.wordsOf(user.username));
     if (!(await callStore(() => this.users.updateUser(userId, { passwordHash })))) return false;
     // Tokens before sessions: a remember-me restore re-checks its token after writing its session.
     await this.signOut.forgetRemembered(userId);

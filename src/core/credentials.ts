@@ -113,15 +113,31 @@ export function passwordProblem(value: unknown): 'missing' | 'too_short' | 'too_
 }
 
 /**
- * Throws {@link CredentialError} unless `value` is acceptable as a new password: long enough, not
- * on the common-password list, and scored at least {@link MIN_STRENGTH_SCORE} by zxcvbn-ts with
- * `userInputs` (the username, the site's name) as words an attacker tries first. The refusal's
- * message carries the estimator's feedback. Gives the password.
+ * Checks a new password (sign-up, password change) and hashes it with {@link hashPassword}.
+ * Throws {@link CredentialError} unless `value` is long enough, not on the common-password list,
+ * and scored at least {@link MIN_STRENGTH_SCORE} by zxcvbn-ts with `userInputs` (the username, the
+ * site's name) as words an attacker tries first; the refusal's message carries the estimator's
+ * feedback. At most one such hash runs at a time, so logins keep the other hashing slots. A new
+ * password arriving when {@link NEW_PASSWORD_QUEUE} others already wait (for their estimate or
+ * their hash) throws {@link OverloadedError} at once, before any estimate is spent on it.
  */
-export async function checkNewPassword(
+export async function hashNewPassword(
   value: unknown,
   userInputs: readonly string[],
 ): Promise<string> {
+  const password = checkPasswordRules(value);
+  if (newPasswordsInLine > NEW_PASSWORD_QUEUE) throw new OverloadedError(1);
+  newPasswordsInLine++;
+  try {
+    await checkStrength(password, userInputs);
+    return await newPasswords.run(() => hashPassword(password));
+  } finally {
+    newPasswordsInLine--;
+  }
+}
+
+/** The cheap checks of a new password, made before it takes a place in line. */
+function checkPasswordRules(value: unknown): string {
   const problem = passwordProblem(value);
   if (problem === 'too_long') {
     throw new CredentialError(
@@ -141,7 +157,10 @@ export async function checkNewPassword(
       'That password is one of the most commonly used; choose another.',
     );
   }
-  const password = value as string;
+  return value as string;
+}
+
+async function checkStrength(password: string, userInputs: readonly string[]): Promise<void> {
   const strength = await passwordStrength(password, userInputs);
   if (strength.score < MIN_STRENGTH_SCORE) {
     const feedback = strength.feedback === '' ? '' : ` ${strength.feedback}`;
@@ -150,7 +169,6 @@ export async function checkNewPassword(
       `That password is too easy to guess.${feedback} A few uncommon words together are strong and easy to remember.`,
     );
   }
-  return password;
 }
 
 /** True for the 10,000 most common passwords (data/common-passwords.txt), in any letter case. */
@@ -167,15 +185,6 @@ export function hashPassword(password: string): Promise<string> {
   return hashing.run(() =>
     hash(normalizePassword(password), { ...ARGON2_PARAMS, algorithm: ARGON2ID }),
   );
-}
-
-/**
- * {@link hashPassword} for a new password (sign-up, password change) through a bounded queue:
- * at most one such hash runs at a time, so logins keep the other hashing slots, and when
- * {@link NEW_PASSWORD_QUEUE} are already waiting it throws {@link OverloadedError} at once.
- */
-export function hashNewPassword(password: string): Promise<string> {
-  return newPasswords.run(() => hashPassword(password));
 }
 
 /** Whether `password` matches the PHC string `phc`. A malformed hash is a mismatch, not an error. */
@@ -240,15 +249,10 @@ export class Semaphore {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
 
-  /** `maxWaiting`: a task arriving when that many already wait throws {@link OverloadedError}. */
-  constructor(
-    readonly limit: number,
-    readonly maxWaiting = Number.POSITIVE_INFINITY,
-  ) {}
+  constructor(readonly limit: number) {}
 
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) {
-      if (this.waiting.length >= this.maxWaiting) throw new OverloadedError(1);
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {
       this.active++;
@@ -302,9 +306,11 @@ function meetsBidiRule(chars: readonly string[]): boolean {
   return RTL.test(last) || DIGIT.test(last);
 }
 
-/** New-password hashes that may wait: about half a second of sign-ups at one hash at a time. */
+/** New passwords that may wait: about half a second of sign-ups at one hash at a time. */
 export const NEW_PASSWORD_QUEUE = 16;
-const newPasswords = new Semaphore(1, NEW_PASSWORD_QUEUE);
+const newPasswords = new Semaphore(1);
+/** New passwords being estimated, waiting for their hash, or hashed. */
+let newPasswordsInLine = 0;
 
 /** Login usernames longer than this are refused unread; latchkey's own accounts allow 64. */
 const MAX_LOGIN_USERNAME = 256;
