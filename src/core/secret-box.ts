@@ -67,9 +67,4 @@ export class SecretBox {
       return null;
     }
   }
-
-  /** Whether `sealed` was sealed with an older key (re-seal it to finish a rotation). */
-  isStale(sealed: string): boolean {
-    return SEALED.exec(sealed)?.[1] !== this.keys[0]?.id;
-  }
 }

@@ -300,7 +300,8 @@ const METHODS: Readonly<Record<AuthMethod, string>> = {
 
 /** A session's assurance level in words, with the methods behind it when the app recorded them. */
 function assurance(session: SessionRecord): SafeHtml {
-  const level = session.aal === 2 ? 'Two-factor' : 'Password';
+  // The level, not a method: a level-1 session may come from a passkey, not a password.
+  const level = session.aal === 2 ? 'Two-factor' : 'Single factor';
   const methods = session.amr.map((method) => METHODS[method]).join(', ');
   return html`${level}${methods ? html`<br><span class="hint">${methods}</span>` : null}`;
 }

@@ -114,7 +114,7 @@ describe('the sessions page', () => {
     const mine = rowOf(page, 'Chrome 156 on Linux');
     expect(mine).toMatch(/^ class="current">/);
     expect(mine).toContain('This device');
-    expect(mine).toContain('<td>Password<br><span class="hint">password</span></td>');
+    expect(mine).toContain('<td>Single factor<br><span class="hint">password</span></td>');
     const phone = rowOf(page, 'Safari on iPhone');
     expect(phone).not.toContain('This device');
     expect(phone).toContain(
@@ -122,7 +122,7 @@ describe('the sessions page', () => {
     );
     expect(phone).toContain('aria-label="Revoke session from Safari on iPhone"');
     // A session whose app named no methods shows its level only.
-    expect(rowOf(page, 'Unknown device')).toContain('<td>Password</td>');
+    expect(rowOf(page, 'Unknown device')).toContain('<td>Single factor</td>');
   });
 });
 

@@ -72,9 +72,14 @@ describe('PostgreSQL validation cache', () => {
     await b.store.touch(created.id, created.lastSeenAt + 1, idleExpiresAt);
     await until(() => a.store.cache?.size() === 0, 2000);
     a.reset();
+    const before = a.store.cache?.stats();
     const reads = await Promise.all(Array.from({ length: 20 }, () => a.store.get(created.id)));
     expect(reads.map((read) => read?.idleExpiresAt)).toEqual(Array(20).fill(idleExpiresAt));
     expect(a.count()).toBe(1);
+    // Each read counted once: the one that queried a miss, the 19 that waited for it hits.
+    const after = a.store.cache?.stats();
+    expect((after?.missCount ?? 0) - (before?.missCount ?? 0)).toBe(1);
+    expect((after?.hitCount ?? 0) - (before?.hitCount ?? 0)).toBe(19);
   });
 
   it('a read an invalidation reached is shared with no one who asks after it', async () => {

@@ -99,17 +99,24 @@ export class SessionCache {
     return { hitCount: this.hits, missCount: this.misses };
   }
 
-  /** A live entry (by this process's clock), freshly decoded so callers may not alter the cache. */
+  /** Counts one read: answered from the cache (or from a read it waited for), or by a query. */
+  tally(hit: boolean): void {
+    if (hit) this.hits++;
+    else this.misses++;
+  }
+
+  /**
+   * A live entry (by this process's clock), freshly decoded so callers may not alter the cache.
+   * Counts nothing: a read may look twice (before and after waiting for a fill).
+   */
   lookup(id: string): SessionRecord | null {
     const row = this.active ? this.entries.get(id) : undefined;
     if (!row || (row[SESSION_IDLE_EXPIRES_AT] as number) <= Date.now()) {
       if (row) this.entries.delete(id);
-      this.misses++;
       return null;
     }
     this.entries.delete(id);
     this.entries.set(id, row);
-    this.hits++;
     return sessionFromRow(row);
   }
 

@@ -66,14 +66,14 @@ export class PostgresSessions {
       // An invalidation that reached our socket together with the answer that led here is read
       // first: one turn of the event loop lets the LISTEN connection's data through.
       await nextTurn();
-      const hit = cache.lookup(id);
-      if (hit) return hit;
-      const fill = cache.fill(id);
+      let cached = cache.lookup(id);
+      const fill = cached ? undefined : cache.fill(id);
       if (fill) {
         await fill;
-        const filled = cache.lookup(id);
-        if (filled) return filled;
+        cached = cache.lookup(id);
       }
+      cache.tally(cached !== null);
+      if (cached) return cached;
     }
     const ticket = cache?.begin(id);
     let row: SessionRow | undefined;
