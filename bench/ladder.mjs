@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer } from './child.mjs';
 import { load } from './load.mjs';
-import { STEPS } from './servers/ladder.mjs';
+import { stepsFor } from './servers/ladder.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,6 +24,7 @@ const { values, positionals } = parseArgs({
 });
 const [store = 'memory', roundsArg = values.instructions ? '1' : '3'] = positionals;
 const rounds = Number(roundsArg);
+const STEPS = stepsFor(store);
 const measure = values.instructions ? instructionsPerRequest : cpuPerRequest;
 /** @type {Map<string, { cost: number[], rps: number[] }>} */
 const measured = new Map(STEPS.map((step) => [step, { cost: [], rps: [] }]));

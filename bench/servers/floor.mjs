@@ -72,7 +72,7 @@ export function tokenIn(header, prefix) {
  * @param {string} token the one session's token
  * @returns {Promise<{ find(token: string): Promise<string | null> | string | null, close(): Promise<void> }>}
  */
-async function lookupFor(lookup, token) {
+export async function lookupFor(lookup, token) {
   if (lookup === 'map') {
     const sessions = new Map([[token, { userId: 'user-42', user: { name: 'Ada' } }]]);
     return { find: (value) => sessions.get(value)?.userId ?? null, close: async () => {} };

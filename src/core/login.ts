@@ -18,6 +18,7 @@ import type {
   VerifiedAccount,
 } from './login-types.js';
 import { confirmed, noUsers, type PasswordCheck } from './password-check.js';
+import type { Passkeys } from './passkeys.js';
 import type { PendingLogins } from './pending-login.js';
 import type { RememberTokens } from './remember.js';
 import { restoreSession } from './restore.js';
@@ -41,10 +42,11 @@ export interface LoginParts {
   readonly remember: RememberTokens | null;
   readonly signOut: SignOut;
   readonly reauthWindow: number;
-  /** Second factors and the pending logins waiting for them; null when the app has none. */
+  /** Second factors, the pending logins waiting for them and passkeys; null when the app has none. */
   readonly secondFactors: {
     readonly factors: SecondFactors;
     readonly pending: PendingLogins;
+    readonly passkeys: Passkeys | null;
   } | null;
   readonly now: () => number;
   readonly emit: EventListener;
@@ -227,11 +229,15 @@ export class Login {
     return { session, setCookie: [sessionCookie.serialize(token)] };
   }
 
-  /** Logs out whoever `cookieHeader` names and gives the cookies that clear it in the browser. */
+  /**
+   * Logs out whoever `cookieHeader` names and gives the cookies that clear it in the browser:
+   * the session's, the remember-me token's, and a login waiting for its second factor or a
+   * passkey ceremony when the request carries one (nothing of a sign-in outlives the logout).
+   */
   async endSession(
     cookieHeader: string | null,
   ): Promise<{ session: SessionRecord | null; setCookie: readonly string[] }> {
-    const { sessions, sessionCookie, remember } = this.parts;
+    const { sessions, sessionCookie, remember, secondFactors } = this.parts;
     const current = sessionCookie.read(cookieHeader);
     const session = current.value === null ? null : await sessions.logout(current.value);
     const setCookie = [sessionCookie.blank()];
@@ -239,6 +245,9 @@ export class Login {
       const token = remember.cookie.read(cookieHeader).value;
       await callStore(() => remember.forget(token));
       setCookie.push(remember.cookie.blank());
+    }
+    for (const cookie of [secondFactors?.pending.cookie, secondFactors?.passkeys?.cookie]) {
+      if (cookie && cookie.read(cookieHeader).reason !== 'missing') setCookie.push(cookie.blank());
     }
     return { session, setCookie };
   }

@@ -106,6 +106,19 @@ describe('passkeys', () => {
     expect((await latchkey.secondFactors?.status(userId))?.passkeys).toHaveLength(1);
   });
 
+
+  it('a logout mid-ceremony clears the challenge cookie', async () => {
+    const signedIn = await latchkey.startSession(userId, { user: { name: 'ada' } });
+    const begun = await passkeys.beginRegistration(userId, 'ada');
+    const jar = `${cookieOf(signedIn.setCookie[0] as string)}; ${cookieOf(begun.setCookie)}`;
+    const ended = await latchkey.endSession(jar);
+    expect(ended.session?.userId).toBe(userId);
+    expect(ended.setCookie).toHaveLength(2);
+    expect(ended.setCookie[0]).toMatch(/^__Host-session=;.*Max-Age=0/);
+    expect(ended.setCookie[1]).toMatch(
+      /^__Host-latchkey-webauthn=; Max-Age=0; Path=\/; Expires=[^;]+ 1970 [^;]+; HttpOnly; Secure; SameSite=Strict$/,
+    );
+  });
   it('accepts an assertion as a second factor, device-bound as hwk', async () => {
     await register();
     const { response, cookie } = await assertion(userId);

@@ -288,6 +288,26 @@ describe('a login with a second factor', () => {
     expect(late).toMatchObject({ ok: false, error: 'no_pending_login' });
   });
 
+
+  it('a logout clears a pending login the browser holds, and no other cookie it lacks', async () => {
+    const { auth, clock, user } = await setup();
+    await enrol(auth, clock, user.id);
+    // A signed-in browser (an earlier session) in which a second login now waits for its code.
+    const signedIn = await auth.startSession(user.id, { user: { name: 'ada' } });
+    const pending = await pendingLogin(auth);
+    const jar = cookieOf(signedIn.setCookie, pending.setCookie);
+    expect(await auth.pendingSecondFactor(jar)).toEqual(['totp', 'recovery']);
+
+    const ended = await auth.endSession(jar);
+    expect(ended.session?.userId).toBe(user.id);
+    const after = cookieOf(signedIn.setCookie, pending.setCookie, ended.setCookie);
+    expect(after).toBe('');
+    expect(await auth.pendingSecondFactor(after)).toBeNull();
+    // Without one in the request, the logout sets only the session's blank.
+    const plain = await auth.endSession(cookieOf(signedIn.setCookie));
+    expect(plain.setCookie).toHaveLength(1);
+    expect(plain.setCookie[0]).toMatch(/^__Host-session=;.*Max-Age=0/);
+  });
   it('an account disabled while its login waits is not signed in', async () => {
     const { auth, clock, user, store } = await setup();
     const { secret } = await enrol(auth, clock, user.id);
