@@ -19,6 +19,20 @@ export const SERVE_WORKERS = 'latchkey serve --workers 2';
 const EXPRESS_ALONE = 'express 5 alone (no session)';
 const FASTIFY_ALONE = 'fastify 5 alone (no session)';
 
+/**
+ * The rows measured against their floors, with the share of the floor each must reach (issue 14):
+ * in req/s from the same rounds, and in instructions per request (`--instructions`).
+ * @type {[name: string, min: number][]}
+ */
+export const FLOOR_TARGETS = [
+  ['latchkey memory', 0.9],
+  ['latchkey SQLite', 0.9],
+  ['latchkey Redis', 0.9],
+  ['latchkey Redis + cache', 0.85],
+  ['latchkey PostgreSQL', 0.9],
+  ['latchkey PostgreSQL + cache', 0.85],
+];
+
 /** @type {BenchCase[]} */
 export const CASES = [
   { name: 'bare node:http (ceiling)', module: 'bare' },

@@ -9,11 +9,8 @@
  *   valgrind's callgrind after a warm-up: the same figure on a busy machine as on a quiet one
  *   (user space only: the kernel's share of a request is not in it). Needs `valgrind`.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { instructionsPerRequest } from './callgrind.mjs';
 import { startServer } from './child.mjs';
 import { load } from './load.mjs';
 import { stepsFor } from './servers/ladder.mjs';
@@ -25,7 +22,7 @@ const { values, positionals } = parseArgs({
 const [store = 'memory', roundsArg = values.instructions ? '1' : '3'] = positionals;
 const rounds = Number(roundsArg);
 const STEPS = stepsFor(store);
-const measure = values.instructions ? instructionsPerRequest : cpuPerRequest;
+const measure = values.instructions ? instructionsOf : cpuPerRequest;
 /** @type {Map<string, { cost: number[], rps: number[] }>} */
 const measured = new Map(STEPS.map((step) => [step, { cost: [], rps: [] }]));
 for (let round = 0; round < rounds; round++) {
@@ -73,54 +70,8 @@ async function cpuPerRequest(step) {
   }
 }
 
-/**
- * The step's server under callgrind, counting nothing until it is warm (the JIT has optimized
- * the hot path); then the main thread's instructions over a few seconds of load, per request.
- * @param {string} step
- */
-async function instructionsPerRequest(step) {
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-ladder-'));
-  const valgrind = [
-    '--tool=callgrind',
-    '--instr-atstart=no',
-    '--separate-threads=yes',
-    `--callgrind-out-file=${join(dir, 'out.%p')}`,
-    '-q',
-    process.execPath,
-  ];
-  const child = await startServer(
-    'ladder',
-    { step, store },
-    {
-      execPath: 'valgrind',
-      execArgv: valgrind,
-    },
-  );
-  const control = (/** @type {string[]} */ ...args) =>
-    execFileSync('callgrind_control', [...args, String(child.pid)], { stdio: 'pipe' });
-  try {
-    // Under valgrind a request costs some 50 times as long: about 15,000 of them warm it up.
-    await load(child, { connections: 50, seconds: 20 });
-    await child.ask('reset');
-    control('--zero');
-    control('--instr=on');
-    const result = await load(child, { connections: 50, seconds: 5 });
-    control('--instr=off');
-    const stats = await child.ask('stats');
-    control('--dump');
-    if (result.failures > 0) throw new Error(`${step}: ${result.failures} failed requests`);
-    // Thread 1 is the event loop; the others are V8's compiler and GC helpers, and libuv's pool.
-    let instructions = 0;
-    for (const file of readdirSync(dir).filter((name) => name.endsWith('-01'))) {
-      const text = readFileSync(join(dir, file), 'utf8');
-      for (const [, total] of text.matchAll(/^(?:summary|totals): (\d+)/gm)) {
-        instructions = Math.max(instructions, Number(total));
-      }
-    }
-    if (instructions === 0) throw new Error(`${step}: callgrind wrote no count`);
-    return { cost: instructions / stats.handled, rps: result.rps };
-  } finally {
-    await child.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+/** @param {string} step */
+async function instructionsOf(step) {
+  const { instructions, rps } = await instructionsPerRequest('ladder', { step, store });
+  return { cost: instructions, rps };
 }

@@ -1,7 +1,7 @@
 /** Turns per-round measurements into rows, and rows into a markdown table and a JSON file. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
-import { SERVE, SERVE_LOG_OFF, SERVE_WORKERS } from './cases.mjs';
+import { FLOOR_TARGETS, SERVE, SERVE_LOG_OFF, SERVE_WORKERS } from './cases.mjs';
 
 /** @param {number[]} values */
 export function median(values) {
@@ -158,12 +158,7 @@ export function checkTargets(rows, scale, storm) {
       met: r?.floorRatio != null ? r.floorRatio >= min : null,
     });
   };
-  toFloor('latchkey memory', 0.9);
-  toFloor('latchkey SQLite', 0.9);
-  toFloor('latchkey Redis', 0.9);
-  toFloor('latchkey Redis + cache', 0.85);
-  toFloor('latchkey PostgreSQL', 0.9);
-  toFloor('latchkey PostgreSQL + cache', 0.85);
+  for (const [name, min] of FLOOR_TARGETS) toFloor(name, min);
   ratio(SERVE, 0.45, ' (default access log)');
   ratio('latchkey memory', 0.8);
   ratio('latchkey SQLite', 0.8);

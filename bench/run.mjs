@@ -4,6 +4,10 @@
  * its peers (see cases.mjs), the scale figures and the login storm, prints a table and writes
  * bench/results/<date>.json. Absolute req/s drift between runs; the ratios to bare node:http
  * measured in the same round are the figures to quote.
+ *
+ * `npm run bench -- --instructions`: instead, the rows with floor targets and their floors in
+ * instructions per request under callgrind (instructions.mjs), the count a busy machine does not
+ * move; writes bench/results/<date>-instructions.json. Needs `valgrind`; about 7 minutes.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,6 +20,7 @@ import { measureThroughput } from './throughput.mjs';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    instructions: { type: 'boolean', default: false },
     only: { type: 'string' },
     'no-scale': { type: 'boolean', default: false },
     'no-storm': { type: 'boolean', default: false },
@@ -58,7 +63,7 @@ const postgresReason = await checkPostgres();
 const memcached = await openMemcached();
 const services = { redis, postgresReason, memcached };
 console.log(
-  `mode ${args.quick ? 'quick' : 'full'}: ${settings.rounds} rounds x ${settings.seconds} s, ` +
+  `mode ${args.instructions ? 'instructions: one count per case' : `${args.quick ? 'quick' : 'full'}: ${settings.rounds} rounds x ${settings.seconds} s`}, ` +
     `${settings.connections} connections; Redis: ${redis.reason ?? `${redis.url}${redis.private ? ' (private)' : ''}`}; ` +
     `PostgreSQL: ${postgresReason ?? 'up'}; memcached: ${memcached.reason ?? `${memcached.address} (private)`}`,
 );
@@ -74,6 +79,38 @@ const timed = async (/** @type {string} */ name, /** @type {() => Promise<any>} 
 };
 
 try {
+  if (args.instructions) await countInstructions();
+  else await measureAll();
+} finally {
+  await redis.stop?.();
+  memcached.stop?.();
+}
+
+async function countInstructions() {
+  const { hasValgrind } = await import('./callgrind.mjs');
+  if (!hasValgrind()) throw new Error('--instructions needs valgrind (apt-get install valgrind)');
+  const { measureInstructions } = await import('./instructions.mjs');
+  const counted = await timed('instructions', () =>
+    measureInstructions({ connections: settings.connections, seconds: 5 }, services),
+  );
+  console.log(`\n${counted.table}\n`);
+  const file = writeResults(
+    {
+      date: new Date().toISOString(),
+      mode: 'instructions',
+      machine: machine(),
+      rows: counted.rows,
+      skipped: counted.skipped,
+      phaseSeconds,
+      targets: counted.checks,
+      table: counted.table,
+    },
+    '-instructions',
+  );
+  console.log(`wrote ${file}`);
+}
+
+async function measureAll() {
   const throughput = await timed('throughput', () =>
     measureThroughput({ ...settings, only: args.only }, services),
   );
@@ -113,9 +150,6 @@ try {
     args.only || args['no-scale'] || args['no-storm'] ? '-partial' : args.quick ? '-quick' : '',
   );
   console.log(`\nwrote ${file}`);
-} finally {
-  await redis.stop?.();
-  memcached.stop?.();
 }
 
 /** Rebuilds dist/ so the bench measures the current source; a failed build keeps the old dist. */

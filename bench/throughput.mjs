@@ -37,12 +37,7 @@ export async function measureThroughput(settings, services) {
       continue;
     }
     try {
-      const env = {
-        ...(services.redis.url ? { LATCHKEY_BENCH_REDIS_URL: services.redis.url } : {}),
-        ...(services.memcached.address
-          ? { LATCHKEY_BENCH_MEMCACHED: services.memcached.address }
-          : {}),
-      };
+      const env = serviceEnv(services);
       const child = benchCase.serve
         ? await startCli(benchCase.serve)
         : await startServer(benchCase.module ?? '', benchCase.options ?? {}, { env });
@@ -129,10 +124,22 @@ export async function measureThroughput(settings, services) {
 }
 
 /**
+ * Where a case's server finds the bench's services.
+ * @param {{ redis: any, memcached: any }} services
+ */
+export function serviceEnv(services) {
+  return {
+    ...(services.redis.url ? { LATCHKEY_BENCH_REDIS_URL: services.redis.url } : {}),
+    ...(services.memcached.address ? { LATCHKEY_BENCH_MEMCACHED: services.memcached.address } : {}),
+  };
+}
+
+/**
+ * Why a case cannot run here (a service it needs is down), or null.
  * @param {import('./cases.mjs').BenchCase} benchCase
  * @param {{ redis: any, postgresReason: string | null, memcached: any }} services
  */
-function missingService(benchCase, services) {
+export function missingService(benchCase, services) {
   if (benchCase.needs?.includes('redis') && services.redis.reason) return services.redis.reason;
   if (benchCase.needs?.includes('memcached') && services.memcached.reason)
     return services.memcached.reason;

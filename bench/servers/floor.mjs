@@ -92,10 +92,10 @@ export async function lookupFor(lookup, token) {
     };
   }
   const { default: pg } = await import('pg');
+  const { SESSION_COLUMNS } = await import('../../dist/stores/sql/rows.js');
   // pg's default pool size, as the store's own pool; the store's columns, in its order.
   const pool = new pg.Pool({ connectionString: POSTGRES_URL });
-  const text = `SELECT id, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-    authenticated_at, ip, user_agent, "user", data FROM "latchkey_bench".latchkey_sessions WHERE id = $1`;
+  const text = `SELECT ${SESSION_COLUMNS} FROM "latchkey_bench".latchkey_sessions WHERE id = $1`;
   return {
     async find(value) {
       const result = await pool.query({

@@ -1,0 +1,80 @@
+/**
+ * `npm run bench -- --instructions`: every row with a floor target, its floor and bare node:http,
+ * counted in instructions per request on the server's main thread under valgrind's callgrind
+ * (bench/callgrind.mjs), one case after another. A shared machine moves req/s by tens of percent
+ * from run to run; this count it does not move, so the floor targets can be checked on any day.
+ * It leaves out the kernel's share of a request (the same system calls for a row and its floor)
+ * and the store server's own work.
+ */
+import { instructionsPerRequest } from './callgrind.mjs';
+import { CASES, FLOOR_TARGETS } from './cases.mjs';
+import { missingService, serviceEnv } from './throughput.mjs';
+
+/**
+ * @param {{ seconds: number, connections: number }} settings
+ * @param {{ redis: any, postgresReason: string | null, memcached: any }} services
+ */
+export async function measureInstructions(settings, services) {
+  const targeted = CASES.filter((c) => FLOOR_TARGETS.some(([name]) => name === c.name));
+  const wanted = CASES.filter(
+    (c) => c.module === 'bare' || targeted.includes(c) || targeted.some((t) => t.floor === c.name),
+  );
+  /** @type {Map<string, number>} */
+  const counted = new Map();
+  /** @type {{ name: string, reason: string }[]} */
+  const skipped = [];
+  for (const benchCase of wanted) {
+    const reason = missingService(benchCase, services);
+    if (reason) {
+      skipped.push({ name: benchCase.name, reason });
+      continue;
+    }
+    const { instructions } = await instructionsPerRequest(
+      benchCase.module ?? '',
+      benchCase.options ?? {},
+      { env: serviceEnv(services), connections: settings.connections, seconds: settings.seconds },
+    );
+    process.stdout.write(`${benchCase.name}: ${Math.round(instructions)} instructions / req\n`);
+    counted.set(benchCase.name, instructions);
+  }
+  const bare = counted.get(CASES[0]?.name ?? '');
+  const rows = wanted
+    .filter((c) => counted.has(c.name))
+    .map((c) => {
+      const instructions = /** @type {number} */ (counted.get(c.name));
+      const floor = c.floor === undefined ? undefined : counted.get(c.floor);
+      const floorRatio = floor === undefined ? null : round2(floor / instructions);
+      const min = FLOOR_TARGETS.find(([name]) => name === c.name)?.[1] ?? null;
+      return {
+        name: c.name,
+        instructions: Math.round(instructions),
+        ratioToBare: bare === undefined ? null : round2(bare / instructions),
+        floor: c.floor ?? null,
+        floorRatio,
+        target: min,
+        met: min === null || floorRatio === null ? null : floorRatio >= min,
+      };
+    });
+  const checks = FLOOR_TARGETS.map(([name, min]) => {
+    const row = rows.find((r) => r.name === name);
+    return {
+      target: `${name} >= ${min.toFixed(2)} of its floor, in instructions`,
+      measured: row?.floorRatio != null ? row.floorRatio.toFixed(2) : 'not run',
+      met: row?.met ?? null,
+    };
+  });
+  const verdict = (/** @type {(typeof rows)[number]} */ r) =>
+    r.target === null ? '' : `>= ${r.target.toFixed(2)} of floor: ${r.met ? 'met' : '**missed**'}`;
+  const table = [
+    '| case | instructions / req | ratio to bare | ratio to its floor | target |',
+    '|---|---:|---:|---:|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.instructions.toLocaleString('en')} | ${r.ratioToBare ?? '-'} | ${r.floorRatio ?? '-'} | ${verdict(r)} |`,
+    ),
+    ...skipped.map((s) => `| ${s.name} | skipped: ${s.reason} | | | |`),
+  ].join('\n');
+  return { rows, skipped, checks, table };
+}
+
+const round2 = (/** @type {number} */ value) => Math.round(value * 100) / 100;
