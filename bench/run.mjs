@@ -5,9 +5,9 @@
  * bench/results/<date>.json. Absolute req/s drift between runs; the ratios to bare node:http
  * measured in the same round are the figures to quote.
  *
- * `npm run bench -- --instructions`: instead, the rows with floor targets and their floors in
- * instructions per request under callgrind (instructions.mjs), the count a busy machine does not
- * move; writes bench/results/<date>-instructions.json. Needs `valgrind`; about 7 minutes.
+ * `npm run bench -- --instructions`: instead, the rows bounded by the Map floor, that floor and
+ * bare in instructions per request under callgrind (instructions.mjs), the count a busy machine
+ * does not move; writes bench/results/<date>-instructions.json. Needs `valgrind`; about 7 minutes.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
