@@ -3,7 +3,7 @@
  * the two validation caches), that floor and bare node:http, counted in instructions per request
  * on the server's main thread under valgrind's callgrind (bench/callgrind.mjs), one case after
  * another. A shared machine moves req/s by tens of percent from run to run; this count of an
- * in-process row it does not move (about 2% between processes), so those floor targets can be
+ * in-process row it does not move (within about 4% between processes), so those floor targets can be
  * checked on any day. It leaves out the kernel's share of a request (about the same system calls
  * for a row and its floor).
  *
