@@ -17,8 +17,8 @@ import type {
   Throttled,
   VerifiedAccount,
 } from './login-types.js';
-import { confirmed, noUsers, type PasswordCheck } from './password-check.js';
 import type { Passkeys } from './passkeys.js';
+import { confirmed, noUsers, type PasswordCheck } from './password-check.js';
 import type { PendingLogins } from './pending-login.js';
 import type { RememberTokens } from './remember.js';
 import { restoreSession } from './restore.js';

@@ -106,7 +106,6 @@ describe('passkeys', () => {
     expect((await latchkey.secondFactors?.status(userId))?.passkeys).toHaveLength(1);
   });
 
-
   it('a logout mid-ceremony clears the challenge cookie', async () => {
     const signedIn = await latchkey.startSession(userId, { user: { name: 'ada' } });
     const begun = await passkeys.beginRegistration(userId, 'ada');

@@ -288,7 +288,6 @@ describe('a login with a second factor', () => {
     expect(late).toMatchObject({ ok: false, error: 'no_pending_login' });
   });
 
-
   it('a logout clears a pending login the browser holds, and no other cookie it lacks', async () => {
     const { auth, clock, user } = await setup();
     await enrol(auth, clock, user.id);
