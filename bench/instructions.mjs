@@ -13,7 +13,7 @@
  */
 import { instructionsPerRequest } from './callgrind.mjs';
 import { CASES, FLOOR_TARGETS, MAP_FLOOR } from './cases.mjs';
-import { missingService, serviceEnv } from './throughput.mjs';
+import { runnableCases, serviceEnv } from './throughput.mjs';
 
 /**
  * @param {{ seconds: number, connections: number }} settings
@@ -28,14 +28,8 @@ export async function measureInstructions(settings, services) {
   );
   /** @type {Map<string, number>} */
   const counted = new Map();
-  /** @type {{ name: string, reason: string }[]} */
-  const skipped = [];
-  for (const benchCase of wanted) {
-    const reason = missingService(benchCase, services);
-    if (reason) {
-      skipped.push({ name: benchCase.name, reason });
-      continue;
-    }
+  const { runnable, skipped } = runnableCases(wanted, services);
+  for (const benchCase of runnable) {
     const { instructions } = await instructionsPerRequest(
       benchCase.module ?? '',
       benchCase.options ?? {},

@@ -26,16 +26,10 @@ export async function measureThroughput(settings, services) {
   );
   const floors = new Set(named.map((c) => c.floor));
   const wanted = CASES.filter((c) => named.includes(c) || floors.has(c.name));
-  /** @type {{ name: string, reason: string }[]} */
-  const skipped = [];
+  const { runnable, skipped } = runnableCases(wanted, services);
   /** @type {{ name: string, child: import('./child.mjs').ServerChild, usesRedis: boolean, usesMemcached: boolean }[]} */
   const running = [];
-  for (const benchCase of wanted) {
-    const reason = missingService(benchCase, services);
-    if (reason) {
-      skipped.push({ name: benchCase.name, reason });
-      continue;
-    }
+  for (const benchCase of runnable) {
     try {
       const env = serviceEnv(services);
       const child = benchCase.serve
@@ -135,11 +129,29 @@ export function serviceEnv(services) {
 }
 
 /**
+ * The cases whose services are up here, and the others with the reason they cannot run.
+ * @param {import('./cases.mjs').BenchCase[]} cases
+ * @param {{ redis: any, postgresReason: string | null, memcached: any }} services
+ */
+export function runnableCases(cases, services) {
+  /** @type {import('./cases.mjs').BenchCase[]} */
+  const runnable = [];
+  /** @type {{ name: string, reason: string }[]} */
+  const skipped = [];
+  for (const benchCase of cases) {
+    const reason = missingService(benchCase, services);
+    if (reason) skipped.push({ name: benchCase.name, reason });
+    else runnable.push(benchCase);
+  }
+  return { runnable, skipped };
+}
+
+/**
  * Why a case cannot run here (a service it needs is down), or null.
  * @param {import('./cases.mjs').BenchCase} benchCase
  * @param {{ redis: any, postgresReason: string | null, memcached: any }} services
  */
-export function missingService(benchCase, services) {
+function missingService(benchCase, services) {
   if (benchCase.needs?.includes('redis') && services.redis.reason) return services.redis.reason;
   if (benchCase.needs?.includes('memcached') && services.memcached.reason)
     return services.memcached.reason;
