@@ -3,6 +3,8 @@
  * answering like it (200, `content-type: text/plain`, the user id). Each step adds one layer:
  * - `floor`: cookie parse and `Map.get` of the token (the Map floor);
  * - `hash`: the same, keyed by the token's SHA-256 (the store key);
+ * - `promise`: the same answer given through a promise, as every latchkey API gives it (one
+ *   microtask turn before the response is written);
  * - `client` (Redis and PostgreSQL only): the raw client's one read instead of the Map, as the
  *   row's floor does it (node-redis `HGETALL`, `pg` prepared `SELECT`);
  * - `store`: `store.get` of that key instead of the Map (awaited: the store API is async);
@@ -22,7 +24,7 @@ const { sessionIdOf } = await import('../../dist/core/token.js');
 /** The ladder's steps for `store`: the raw client's rung only where the row has a client floor. */
 export function stepsFor(/** @type {string} */ store) {
   const client = store === 'redis' || store === 'postgres' ? ['client'] : [];
-  return ['floor', 'hash', ...client, 'store', 'validate', 'authenticate', 'adapter'];
+  return ['floor', 'hash', 'promise', ...client, 'store', 'validate', 'authenticate', 'adapter'];
 }
 
 /** @param {{ step: string, store?: Parameters<typeof createStore>[0] }} options */
@@ -45,6 +47,8 @@ export async function start(options) {
   const steps = {
     floor: (req) => byToken.get(tokenIn(req.headers.cookie, prefix) ?? '') ?? null,
     hash: (req) => byId.get(sessionIdOf(tokenIn(req.headers.cookie, prefix) ?? '')) ?? null,
+    promise: async (req) =>
+      byId.get(sessionIdOf(tokenIn(req.headers.cookie, prefix) ?? '')) ?? null,
     client: (req) => client?.find(tokenIn(req.headers.cookie, prefix) ?? '') ?? null,
     store: async (req) =>
       (await store.get(sessionIdOf(tokenIn(req.headers.cookie, prefix) ?? '')))?.userId ?? null,

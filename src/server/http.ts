@@ -24,7 +24,7 @@ const CONTENT_TYPES = {
  * Headers on every response. Pages load only /assets from this origin: no inline script or
  * style; the passkey script may call this origin's API (`connect-src`) and nothing else.
  */
-const SECURITY_HEADERS = {
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy':
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
@@ -47,14 +47,14 @@ export function send(
   common: Readonly<Record<string, string>> = {},
 ): void {
   const body = reply.body ?? '';
-  const headers: OutgoingHttpHeaders = {
-    ...SECURITY_HEADERS,
-    'cache-control': reply.cacheable ? 'public, max-age=3600' : 'no-store',
-    ...(reply.type ? { 'content-type': CONTENT_TYPES[reply.type] } : {}),
-    ...common,
-    ...reply.headers,
-    'content-length': Buffer.byteLength(body),
-  };
+  // Copied by loops into one object, not spread: spreads cost a new shape per response.
+  const headers: OutgoingHttpHeaders = {};
+  for (const name in SECURITY_HEADERS) headers[name] = SECURITY_HEADERS[name];
+  headers['cache-control'] = reply.cacheable ? 'public, max-age=3600' : 'no-store';
+  if (reply.type) headers['content-type'] = CONTENT_TYPES[reply.type];
+  for (const name in common) headers[name] = common[name];
+  if (reply.headers) for (const name in reply.headers) headers[name] = reply.headers[name];
+  headers['content-length'] = Buffer.byteLength(body);
   const setCookie = reply.setCookie && reply.setCookie.length > 0 ? [...reply.setCookie] : null;
   if (setCookie) headers['set-cookie'] = setCookie;
   try {

@@ -89,13 +89,25 @@ export function requestIdOf(req: IncomingMessage, trustedProxies: ReadonlySet<st
  */
 export function routeOf(url: string | undefined): string {
   const target = url ?? '/';
-  const queryAt = target.search(/[?#]/);
-  const path = queryAt === -1 ? target : target.slice(0, queryAt);
+  const path = target.slice(0, endOfPath(target));
+  // The common case: too short for any segment to reach an id's length.
+  if (path.length < ID_LENGTH) return path;
   return path
     .slice(0, 512)
     .split('/')
-    .map((segment) => (segment.length >= 20 ? ':id' : segment))
+    .map((segment) => (segment.length >= ID_LENGTH ? ':id' : segment))
     .join('/');
+}
+
+/** A path segment this long is taken for an id or a token. */
+const ID_LENGTH = 20;
+
+/** Where the path of a request target ends: at its query or fragment, else at its end. */
+function endOfPath(target: string): number {
+  const query = target.indexOf('?');
+  const fragment = target.indexOf('#');
+  if (query === -1) return fragment === -1 ? target.length : fragment;
+  return fragment === -1 ? query : Math.min(query, fragment);
 }
 
 export interface ObserveOptions {
