@@ -237,6 +237,8 @@ export function isSignedin(value: Signedin | Reply): value is Signedin {
 }
 
 function withCookies(signedin: Signedin, reply: Reply): Reply {
+  // Most requests renew nothing: the reply as it is, not a copy.
+  if (signedin.setCookie.length === 0) return reply;
   return { ...reply, setCookie: [...signedin.setCookie, ...(reply.setCookie ?? [])] };
 }
 
