@@ -202,8 +202,11 @@ async function serve(argv: readonly string[]): Promise<number> {
     fail(`serve: ${(error as Error).message}`);
     return error instanceof ConfigError ? USAGE_ERROR : FAILED;
   }
-  if (worker !== null) reportReady(running.url);
-  // startServer has logged "latchkey listening on …".
+  // startServer has logged "latchkey listening on …". A worker tells the primary on the next
+  // turn, once the log has handed this turn's lines to standard output: the primary's own line
+  // then follows every worker's.
+  const { url } = running;
+  if (worker !== null) setImmediate(() => reportReady(url));
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

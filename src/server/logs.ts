@@ -9,7 +9,14 @@ import { escapeForTerminal } from './terminal.js';
  * flushes it when it stops.
  */
 export function stdoutDestination(pretty: boolean): pino.DestinationStream & { flushSync(): void } {
-  return new TurnBatches(pino.destination({ dest: 1, sync: false }), pretty ? terminalLine : null);
+  const batches = new TurnBatches(
+    pino.destination({ dest: 1, sync: false }),
+    pretty ? terminalLine : null,
+  );
+  // A crash ends the process with no turn to come: hand over the lines still waiting, as pino
+  // does on exit for its destination's own buffer.
+  process.once('exit', () => batches.flushSync());
+  return batches;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,5 +46,26 @@ describe('TurnBatches, the server log between pino and its destination', () => {
     batches.write('y\n');
     await nextTurn();
     expect(file.text()).toBe('X\nY\n');
+  });
+
+  it('standard output keeps every line of the turn in which the process crashes', () => {
+    // The built module (test/global-setup.ts builds dist/ before any test runs).
+    const logs = new URL('../../dist/server/logs.js', import.meta.url).href;
+    const crash = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { stdoutDestination } from ${JSON.stringify(logs)};
+         const stdout = stdoutDestination(false);
+         stdout.write('first\\n');
+         stdout.write('second\\n');
+         throw new Error('crash');`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(crash.status).not.toBe(0);
+    expect(crash.stderr).toContain('crash');
+    expect(crash.stdout).toBe('first\nsecond\n');
   });
 });
